@@ -10,9 +10,9 @@
 extern "C" {
 #endif
 
-#define KM_AEAD_KEY_LEN 32
+#define KM_AEAD_KEY_LEN   32
 #define KM_AEAD_NONCE_LEN 12
-#define KM_AEAD_TAG_LEN 16
+#define KM_AEAD_TAG_LEN   16
 
 /** Fill buf with len cryptographically secure random bytes (getrandom(2)).
  *  Returns: KM_OK; KM_ERR_RANDOM if the kernel cannot supply them (buf zeroed). */
@@ -39,9 +39,10 @@ KM_WARN_UNUSED km_err km_aead_seal(unsigned char *ct, unsigned char tag[16], con
  *  Out:     pt: ct_len bytes.
  *  In:      as km_aead_seal.
  */
-KM_WARN_UNUSED km_err km_aead_open(unsigned char *pt, const unsigned char key[32], const unsigned char nonce[12],
-                                   const unsigned char *ad, size_t ad_len, const unsigned char *ct, size_t ct_len,
-                                   const unsigned char tag[16]) KM_NONNULL(2, 3, 8);
+KM_WARN_UNUSED km_err km_aead_open(unsigned char *pt, const unsigned char key[32],
+                                   const unsigned char nonce[12], const unsigned char *ad, size_t ad_len,
+                                   const unsigned char *ct, size_t ct_len, const unsigned char tag[16])
+    KM_NONNULL(2, 3, 8);
 
 #ifdef __cplusplus
 }

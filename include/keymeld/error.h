@@ -12,7 +12,7 @@ extern "C" {
 #endif
 
 #if defined(__GNUC__)
-#define KM_WARN_UNUSED __attribute__((warn_unused_result))
+#define KM_WARN_UNUSED  __attribute__((warn_unused_result))
 #define KM_NONNULL(...) __attribute__((nonnull(__VA_ARGS__)))
 #else
 #define KM_WARN_UNUSED
@@ -23,25 +23,25 @@ extern "C" {
  *  logs, so never renumber; only append. */
 typedef enum km_err {
     KM_OK = 0,
-    KM_ERR_ARG = 1,            /**< caller passed an invalid argument (NULL, bad size) */
-    KM_ERR_NOMEM = 2,          /**< allocation or memory locking failed */
-    KM_ERR_PARSE = 3,          /**< malformed encoding (hex, uuid, structure) */
-    KM_ERR_RANGE = 4,          /**< a length or value is outside its allowed range */
-    KM_ERR_INVALID_KEY = 5,    /**< secret key zero or >= group order */
-    KM_ERR_INVALID_POINT = 6,  /**< public key / point not on the curve or not canonical */
-    KM_ERR_VERIFY = 7,         /**< a signature or proof did not verify */
-    KM_ERR_DECRYPT = 8,        /**< AEAD authentication failed: ciphertext, key or AD wrong */
-    KM_ERR_CRYPTO = 9,         /**< the underlying crypto library failed unexpectedly */
-    KM_ERR_RANDOM = 10,        /**< no randomness could be obtained */
-    KM_ERR_BUFFER_SMALL = 11,  /**< output buffer too small */
-    KM_ERR_STATE = 12,         /**< operation not allowed in the current state */
-    KM_ERR_NONCE_REUSE = 13,   /**< a one-shot secret nonce was already consumed */
-    KM_ERR_UNSUPPORTED = 14,   /**< version or mode not supported */
-    KM_ERR_IO = 15,            /**< operating system I/O error */
-    KM_ERR_NOT_FOUND = 16,     /**< the named object does not exist */
-    KM_ERR_DUPLICATE = 17,     /**< the object already exists (with different content) */
-    KM_ERR_ATTESTATION = 18,   /**< an attestation document failed verification */
-    KM_ERR__COUNT              /**< number of codes; not an error */
+    KM_ERR_ARG = 1,           /**< caller passed an invalid argument (NULL, bad size) */
+    KM_ERR_NOMEM = 2,         /**< allocation or memory locking failed */
+    KM_ERR_PARSE = 3,         /**< malformed encoding (hex, uuid, structure) */
+    KM_ERR_RANGE = 4,         /**< a length or value is outside its allowed range */
+    KM_ERR_INVALID_KEY = 5,   /**< secret key zero or >= group order */
+    KM_ERR_INVALID_POINT = 6, /**< public key / point not on the curve or not canonical */
+    KM_ERR_VERIFY = 7,        /**< a signature or proof did not verify */
+    KM_ERR_DECRYPT = 8,       /**< AEAD authentication failed: ciphertext, key or AD wrong */
+    KM_ERR_CRYPTO = 9,        /**< the underlying crypto library failed unexpectedly */
+    KM_ERR_RANDOM = 10,       /**< no randomness could be obtained */
+    KM_ERR_BUFFER_SMALL = 11, /**< output buffer too small */
+    KM_ERR_STATE = 12,        /**< operation not allowed in the current state */
+    KM_ERR_NONCE_REUSE = 13,  /**< a one-shot secret nonce was already consumed */
+    KM_ERR_UNSUPPORTED = 14,  /**< version or mode not supported */
+    KM_ERR_IO = 15,           /**< operating system I/O error */
+    KM_ERR_NOT_FOUND = 16,    /**< the named object does not exist */
+    KM_ERR_DUPLICATE = 17,    /**< the object already exists (with different content) */
+    KM_ERR_ATTESTATION = 18,  /**< an attestation document failed verification */
+    KM_ERR__COUNT             /**< number of codes; not an error */
 } km_err;
 
 /** Describe an error code.

@@ -31,9 +31,9 @@ void km_tagged_hash(unsigned char out32[32], const char *tag, const void *msg, s
  *  Out:     out: out_len bytes of key material.
  *  In:      ikm: input key material; salt (may be NULL/0); info (may be NULL/0).
  */
-KM_WARN_UNUSED km_err km_hkdf_sha256(unsigned char *out, size_t out_len, const unsigned char *ikm, size_t ikm_len,
-                                     const unsigned char *salt, size_t salt_len, const unsigned char *info,
-                                     size_t info_len) KM_NONNULL(1, 3);
+KM_WARN_UNUSED km_err km_hkdf_sha256(unsigned char *out, size_t out_len, const unsigned char *ikm,
+                                     size_t ikm_len, const unsigned char *salt, size_t salt_len,
+                                     const unsigned char *info, size_t info_len) KM_NONNULL(1, 3);
 
 #ifdef __cplusplus
 }

@@ -25,8 +25,8 @@ km_err km_random_bytes(void *buf, size_t len) {
 #define KM_AEAD_MAX_LEN ((size_t)1 << 30)
 
 km_err km_aead_seal(unsigned char *ct, unsigned char tag[16], const unsigned char key[32],
-                    const unsigned char nonce[12], const unsigned char *ad, size_t ad_len, const unsigned char *pt,
-                    size_t pt_len) {
+                    const unsigned char nonce[12], const unsigned char *ad, size_t ad_len,
+                    const unsigned char *pt, size_t pt_len) {
     if (ad_len > KM_AEAD_MAX_LEN || pt_len > KM_AEAD_MAX_LEN || (pt_len && (!pt || !ct)) || (ad_len && !ad))
         return KM_ERR_ARG;
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();

@@ -8,8 +8,8 @@
 #include "keymeld/context.h"
 
 #define KM_POOL_CHUNK_SIZE 65536u
-#define KM_POOL_SLOT_SIZE 256u
-#define KM_POOL_SLOTS (KM_POOL_CHUNK_SIZE / KM_POOL_SLOT_SIZE)
+#define KM_POOL_SLOT_SIZE  256u
+#define KM_POOL_SLOTS      (KM_POOL_CHUNK_SIZE / KM_POOL_SLOT_SIZE)
 
 typedef struct km_pool_chunk {
     struct km_pool_chunk *next;

@@ -41,7 +41,8 @@ static km_err get_be(km_cursor *c, uint64_t *v, size_t n) {
     const unsigned char *p;
     *v = 0;
     if (km_cursor_get_view(c, &p, n) != KM_OK) return KM_ERR_PARSE;
-    for (size_t i = 0; i < n; i++) *v = *v << 8 | p[i];
+    for (size_t i = 0; i < n; i++)
+        *v = *v << 8 | p[i];
     return KM_OK;
 }
 
@@ -87,7 +88,8 @@ km_err km_buf_put(km_buf *b, const void *p, size_t n) {
     }
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n) cap *= 2;
+        while (cap < b->len + n)
+            cap *= 2;
         /* Not realloc: the old block may hold secrets and must be wiped. */
         unsigned char *d = malloc(cap);
         if (!d) {
@@ -107,7 +109,8 @@ km_err km_buf_put(km_buf *b, const void *p, size_t n) {
 
 static km_err put_be(km_buf *b, uint64_t v, size_t n) {
     unsigned char t[8];
-    for (size_t i = 0; i < n; i++) t[i] = (unsigned char)(v >> (8 * (n - 1 - i)));
+    for (size_t i = 0; i < n; i++)
+        t[i] = (unsigned char)(v >> (8 * (n - 1 - i)));
     return km_buf_put(b, t, n);
 }
 

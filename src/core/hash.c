@@ -36,7 +36,8 @@ void km_tagged_hash(unsigned char out32[32], const char *tag, const void *msg, s
 }
 
 km_err km_hkdf_sha256(unsigned char *out, size_t out_len, const unsigned char *ikm, size_t ikm_len,
-                      const unsigned char *salt, size_t salt_len, const unsigned char *info, size_t info_len) {
+                      const unsigned char *salt, size_t salt_len, const unsigned char *info,
+                      size_t info_len) {
     if (out_len == 0 || out_len > 255 * 32) return KM_ERR_ARG;
     km_err err = KM_ERR_CRYPTO;
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);

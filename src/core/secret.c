@@ -22,7 +22,8 @@ void km_wipe(void *p, size_t len) {
 int km_ct_equal(const void *a, const void *b, size_t len) {
     const volatile unsigned char *x = a, *y = b;
     unsigned char d = 0;
-    for (size_t i = 0; i < len; i++) d |= (unsigned char)(x[i] ^ y[i]);
+    for (size_t i = 0; i < len; i++)
+        d |= (unsigned char)(x[i] ^ y[i]);
     return d == 0;
 }
 

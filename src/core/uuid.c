@@ -7,7 +7,8 @@
 
 km_err km_uuid_v7(km_uuid *out, uint64_t unix_ms) {
     if (km_random_bytes(out->b, sizeof out->b) != KM_OK) return KM_ERR_RANDOM;
-    for (int i = 0; i < 6; i++) out->b[i] = (unsigned char)(unix_ms >> (40 - 8 * i));
+    for (int i = 0; i < 6; i++)
+        out->b[i] = (unsigned char)(unix_ms >> (40 - 8 * i));
     out->b[6] = (unsigned char)(0x70 | (out->b[6] & 0x0f)); /* version 7 */
     out->b[8] = (unsigned char)(0x80 | (out->b[8] & 0x3f)); /* variant 10 */
     return KM_OK;
@@ -20,7 +21,8 @@ static const struct {
 
 km_err km_uuid_parse(km_uuid *out, const char *s, size_t len) {
     memset(out, 0, sizeof *out);
-    if (len != KM_UUID_STR_LEN || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') return KM_ERR_PARSE;
+    if (len != KM_UUID_STR_LEN || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
+        return KM_ERR_PARSE;
     for (int g = 0; g < 5; g++) {
         if (km_hex_decode(out->b + uuid_groups[g].byte_off, uuid_groups[g].bytes, s + uuid_groups[g].text_off,
                           2u * uuid_groups[g].bytes) != KM_OK) {

@@ -15,7 +15,8 @@ static void test_hex_roundtrip(void **state) {
     (void)state;
     unsigned char in[256], out[256];
     char text[513];
-    for (int i = 0; i < 256; i++) in[i] = (unsigned char)i;
+    for (int i = 0; i < 256; i++)
+        in[i] = (unsigned char)i;
     assert_int_equal(km_hex_encode(text, sizeof text, in, 256), KM_OK);
     assert_int_equal(strlen(text), 512);
     assert_string_equal(text + 500, "fafbfcfdfeff");
@@ -29,12 +30,12 @@ static void test_hex_rejects(void **state) {
     const unsigned char zero[4] = {0};
     assert_int_equal(km_hex_decode(out, 2, "ABCD", 4), KM_ERR_PARSE); /* uppercase */
     assert_memory_equal(out, zero, 2);
-    assert_int_equal(km_hex_decode(out, 2, "abc", 3), KM_ERR_RANGE);     /* odd */
-    assert_int_equal(km_hex_decode(out, 2, "abcdef", 6), KM_ERR_RANGE);  /* too long */
-    assert_int_equal(km_hex_decode(out, 2, "0xab", 4), KM_ERR_PARSE);    /* prefix */
-    assert_int_equal(km_hex_decode(out, 2, "ab d", 4), KM_ERR_PARSE);    /* space */
-    assert_int_equal(km_hex_decode(out, 2, "ab\0d", 4), KM_ERR_PARSE);   /* NUL */
-    assert_int_equal(km_hex_decode(out, 0, "", 0), KM_OK);               /* empty is fine */
+    assert_int_equal(km_hex_decode(out, 2, "abc", 3), KM_ERR_RANGE);    /* odd */
+    assert_int_equal(km_hex_decode(out, 2, "abcdef", 6), KM_ERR_RANGE); /* too long */
+    assert_int_equal(km_hex_decode(out, 2, "0xab", 4), KM_ERR_PARSE);   /* prefix */
+    assert_int_equal(km_hex_decode(out, 2, "ab d", 4), KM_ERR_PARSE);   /* space */
+    assert_int_equal(km_hex_decode(out, 2, "ab\0d", 4), KM_ERR_PARSE);  /* NUL */
+    assert_int_equal(km_hex_decode(out, 0, "", 0), KM_OK);              /* empty is fine */
     size_t n = 99;
     assert_int_equal(km_hex_decode_var(out, 4, &n, "0011223344", 10), KM_ERR_RANGE);
     assert_int_equal(n, 0);
@@ -66,13 +67,13 @@ static void test_uuid_rejects(void **state) {
     (void)state;
     km_uuid u;
     const char *bad[] = {
-        "0190A1B2-C3D4-7abc-8def-0123456789ab",  /* uppercase */
-        "0190a1b2c3d47abc8def0123456789ab",      /* no dashes */
+        "0190A1B2-C3D4-7abc-8def-0123456789ab",   /* uppercase */
+        "0190a1b2c3d47abc8def0123456789ab",       /* no dashes */
         "{0190a1b2-c3d4-7abc-8def-0123456789ab}", /* braces */
-        "0190a1b2-c3d4-7abc-8def-0123456789a",   /* short */
-        "0190a1b2-c3d4-7abc-8def_0123456789ab",  /* wrong separator */
-        "00000000-0000-0000-0000-000000000000",  /* nil */
-        "0190a1b2-c3d4-7abc-8def-0123456789ag",  /* bad digit */
+        "0190a1b2-c3d4-7abc-8def-0123456789a",    /* short */
+        "0190a1b2-c3d4-7abc-8def_0123456789ab",   /* wrong separator */
+        "00000000-0000-0000-0000-000000000000",   /* nil */
+        "0190a1b2-c3d4-7abc-8def-0123456789ag",   /* bad digit */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(km_uuid_parse(&u, bad[i], strlen(bad[i])), KM_ERR_PARSE);
@@ -111,7 +112,8 @@ static void test_buf_writer(void **state) {
     (void)state;
     km_buf b;
     km_buf_init(&b);
-    for (int i = 0; i < 100; i++) assert_int_equal(km_buf_put_u32(&b, (uint32_t)i), KM_OK);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(km_buf_put_u32(&b, (uint32_t)i), KM_OK);
     assert_int_equal(b.len, 400);
     km_cursor c;
     km_cursor_init(&c, b.data, b.len);

@@ -28,18 +28,22 @@ static void test_secret_pool(void **state) {
         assert_int_equal(km_secret_new(ctx, len, &s[i]), KM_OK);
         assert_int_equal(km_secret_len(s[i]), len);
         const unsigned char *d = km_secret_cdata(s[i]);
-        for (size_t j = 0; j < len; j++) assert_int_equal(d[j], 0); /* zero-filled */
+        for (size_t j = 0; j < len; j++)
+            assert_int_equal(d[j], 0); /* zero-filled */
         memset(km_secret_data(s[i]), i & 0xff, len);
     }
     /* No two secrets overlap: each still holds its own pattern. */
-    for (int i = 0; i < 600; i++) assert_int_equal(km_secret_cdata(s[i])[0], i & 0xff);
-    for (int i = 0; i < 600; i += 2) km_secret_free(s[i]);
+    for (int i = 0; i < 600; i++)
+        assert_int_equal(km_secret_cdata(s[i])[0], i & 0xff);
+    for (int i = 0; i < 600; i += 2)
+        km_secret_free(s[i]);
     /* Freed slots come back wiped. */
     for (int i = 0; i < 600; i += 2) {
         assert_int_equal(km_secret_new(ctx, 32, &s[i]), KM_OK);
         assert_int_equal(km_secret_cdata(s[i])[0], 0);
     }
-    for (int i = 0; i < 600; i++) km_secret_free(s[i]);
+    for (int i = 0; i < 600; i++)
+        km_secret_free(s[i]);
     km_secret *bad = (km_secret *)1;
     assert_int_equal(km_secret_new(ctx, 0, &bad), KM_ERR_ARG);
     assert_null(bad);
@@ -61,7 +65,8 @@ static void test_wipe_and_ct_equal(void **state) {
     b[39] ^= 1;
     assert_false(km_ct_equal(a, b, sizeof a));
     km_wipe(a, sizeof a);
-    for (size_t i = 0; i < sizeof a; i++) assert_int_equal(a[i], 0);
+    for (size_t i = 0; i < sizeof a; i++)
+        assert_int_equal(a[i], 0);
 }
 
 static void test_sha256_and_tagged(void **state) {
@@ -98,14 +103,12 @@ static void test_hkdf_rfc5869(void **state) {
     memset(ikm, 0x0b, sizeof ikm);
     unhex(salt, 13, "000102030405060708090a0b0c");
     unhex(info, 10, "f0f1f2f3f4f5f6f7f8f9");
-    unhex(want, 42,
-          "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+    unhex(want, 42, "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
     assert_int_equal(km_hkdf_sha256(okm, 42, ikm, 22, salt, 13, info, 10), KM_OK);
     assert_memory_equal(okm, want, 42);
     /* RFC 5869 test case 3: no salt, no info. */
     unsigned char want3[42];
-    unhex(want3, 42,
-          "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
+    unhex(want3, 42, "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
     assert_int_equal(km_hkdf_sha256(okm, 42, ikm, 22, NULL, 0, NULL, 0), KM_OK);
     assert_memory_equal(okm, want3, 42);
     assert_int_equal(km_hkdf_sha256(okm, 0, ikm, 22, NULL, 0, NULL, 0), KM_ERR_ARG);
@@ -186,7 +189,7 @@ static void test_error_names(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_secret_pool),      cmocka_unit_test(test_wipe_and_ct_equal),
+        cmocka_unit_test(test_secret_pool),       cmocka_unit_test(test_wipe_and_ct_equal),
         cmocka_unit_test(test_sha256_and_tagged), cmocka_unit_test(test_hkdf_rfc5869),
         cmocka_unit_test(test_aead_kat),          cmocka_unit_test(test_aead_tamper),
         cmocka_unit_test(test_random_differs),    cmocka_unit_test(test_error_names),
