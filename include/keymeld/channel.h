@@ -5,8 +5,8 @@
  * tests share one implementation (the transport lives in the processes).
  *
  *   gateway -> enclave  HELLO        'K''M''H''1' | version u16 | eph_g[33] | nonce_g[32]
- *   enclave -> gateway  HELLO_REPLY  0x02 | version u16 | eph_e[33] | enclave_pub[33] | nonce_e[32] | sig_e[64]
- *   gateway -> enclave  AUTH         0x03 | gateway_pub[32] | sig_g[64]
+ *   enclave -> gateway  HELLO_REPLY  0x02 | version u16 | eph_e[33] | enclave_pub[33] | nonce_e[32] |
+ * sig_e[64] gateway -> enclave  AUTH         0x03 | gateway_pub[32] | sig_g[64]
  *
  *   th1   = TaggedHash("KeyMeld/handshake", HELLO || HELLO_REPLY without sig_e)
  *   sig_e = BIP-340 signature by the enclave's static key over th1
@@ -44,10 +44,10 @@
 extern "C" {
 #endif
 
-#define KM_CHANNEL_VERSION 1
+#define KM_CHANNEL_VERSION   1
 #define KM_CHANNEL_HELLO_LEN (4 + 2 + 33 + 32)
 #define KM_CHANNEL_REPLY_LEN (1 + 2 + 33 + 33 + 32 + 64)
-#define KM_CHANNEL_AUTH_LEN (1 + 32 + 64)
+#define KM_CHANNEL_AUTH_LEN  (1 + 32 + 64)
 /** Bytes an encrypted record adds to its plaintext. */
 #define KM_CHANNEL_OVERHEAD 16
 
@@ -77,7 +77,8 @@ typedef struct km_channel {
  *  Out:     out_hello: KM_CHANNEL_HELLO_LEN bytes to send.
  */
 KM_WARN_UNUSED km_err km_channel_gateway_hello(km_ctx *ctx, km_channel *ch,
-                                               unsigned char out_hello[KM_CHANNEL_HELLO_LEN]) KM_NONNULL(1, 2, 3);
+                                               unsigned char out_hello[KM_CHANNEL_HELLO_LEN])
+    KM_NONNULL(1, 2, 3);
 
 /** Enclave: answer a HELLO.
  *
@@ -90,7 +91,8 @@ KM_WARN_UNUSED km_err km_channel_gateway_hello(km_ctx *ctx, km_channel *ch,
  */
 KM_WARN_UNUSED km_err km_channel_enclave_reply(km_ctx *ctx, km_channel *ch, const unsigned char *hello,
                                                size_t hello_len, const unsigned char enclave_seckey[32],
-                                               unsigned char out_reply[KM_CHANNEL_REPLY_LEN]) KM_NONNULL(1, 2, 3, 5, 6);
+                                               unsigned char out_reply[KM_CHANNEL_REPLY_LEN])
+    KM_NONNULL(1, 2, 3, 5, 6);
 
 /** Gateway: check HELLO_REPLY, authenticate, derive the channel keys.
  *
@@ -105,7 +107,8 @@ KM_WARN_UNUSED km_err km_channel_enclave_reply(km_ctx *ctx, km_channel *ch, cons
  *  Out:     out_auth: KM_CHANNEL_AUTH_LEN bytes to send.
  */
 KM_WARN_UNUSED km_err km_channel_gateway_finish(km_ctx *ctx, km_channel *ch, const unsigned char *reply,
-                                                size_t reply_len, const unsigned char expected_enclave_pub[33],
+                                                size_t reply_len,
+                                                const unsigned char expected_enclave_pub[33],
                                                 const unsigned char gateway_seckey[32],
                                                 unsigned char out_auth[KM_CHANNEL_AUTH_LEN])
     KM_NONNULL(1, 2, 3, 5, 6, 7);
@@ -114,11 +117,12 @@ KM_WARN_UNUSED km_err km_channel_gateway_finish(km_ctx *ctx, km_channel *ch, con
  *
  *  Returns: KM_OK (channel established); KM_ERR_PARSE; KM_ERR_VERIFY (credential
  *           not allowed or bad signature); KM_ERR_STATE. On failure ch is cleared.
- *  In:      auth, auth_len: received AUTH. allowed: n_allowed x-only 32-byte keys.
+ *  In:      auth, auth_len: received AUTH. allowed: n_allowed x-only 32-byte keys
+ *           (may be NULL when n_allowed is 0: then every gateway is refused).
  */
 KM_WARN_UNUSED km_err km_channel_enclave_finish(km_ctx *ctx, km_channel *ch, const unsigned char *auth,
                                                 size_t auth_len, const unsigned char (*allowed)[32],
-                                                size_t n_allowed) KM_NONNULL(1, 2, 3, 5);
+                                                size_t n_allowed) KM_NONNULL(1, 2, 3);
 
 /** Encrypt one record. Appends len + KM_CHANNEL_OVERHEAD bytes to out.
  *  Returns: KM_OK; KM_ERR_STATE (not established); KM_ERR_NOMEM; KM_ERR_CRYPTO. */

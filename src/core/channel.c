@@ -159,7 +159,8 @@ static void transcript2(unsigned char out[32], const unsigned char th1[32], cons
 }
 
 km_err km_channel_gateway_finish(km_ctx *ctx, km_channel *ch, const unsigned char *reply, size_t reply_len,
-                                 const unsigned char expected_enclave_pub[33], const unsigned char gateway_seckey[32],
+                                 const unsigned char expected_enclave_pub[33],
+                                 const unsigned char gateway_seckey[32],
                                  unsigned char out_auth[KM_CHANNEL_AUTH_LEN]) {
     const secp256k1_context *secp = km_ctx_secp(ctx);
     km_err err = KM_OK;
@@ -225,7 +226,8 @@ km_err km_channel_enclave_finish(km_ctx *ctx, km_channel *ch, const unsigned cha
         err = KM_ERR_PARSE;
     if (!err) {
         int ok = 0;
-        for (size_t i = 0; i < n_allowed; i++) ok |= km_ct_equal(allowed[i], auth + 1, 32);
+        for (size_t i = 0; i < n_allowed; i++)
+            ok |= km_ct_equal(allowed[i], auth + 1, 32);
         secp256k1_xonly_pubkey gx;
         unsigned char th2[32];
         transcript2(th2, ch->th, ch->sig_e, auth + 1);
@@ -264,7 +266,8 @@ km_err km_channel_seal(km_channel *ch, const unsigned char *pt, size_t len, km_b
         if (km_buf_put(out, zeros, n) != KM_OK) return KM_ERR_NOMEM;
         left -= n;
     }
-    km_err err = km_aead_seal(out->data ? out->data + start : NULL, tag, ch->send_key, nonce, ad, sizeof ad, pt, len);
+    km_err err =
+        km_aead_seal(out->data ? out->data + start : NULL, tag, ch->send_key, nonce, ad, sizeof ad, pt, len);
     if (!err) err = km_buf_put(out, tag, 16);
     if (err) {
         out->len = start;

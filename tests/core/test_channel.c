@@ -22,7 +22,8 @@ typedef struct {
 static void make_key(km_ctx *ctx, unsigned char sec[32], unsigned char pub33[33], unsigned char x32[32]) {
     const secp256k1_context *secp = km_ctx_secp(ctx);
     secp256k1_keypair kp;
-    do assert_int_equal(km_random_bytes(sec, 32), KM_OK);
+    do
+        assert_int_equal(km_random_bytes(sec, 32), KM_OK);
     while (!secp256k1_keypair_create(secp, &kp, sec));
     secp256k1_pubkey pk;
     assert_true(secp256k1_keypair_pub(secp, &pk, &kp));
@@ -49,11 +50,13 @@ static int teardown(void **state) {
 }
 
 /* Runs the whole handshake; returns the first error. */
-static km_err handshake(fixture *f, km_channel *gw, km_channel *en, const unsigned char (*allowed)[32], size_t n) {
+static km_err handshake(fixture *f, km_channel *gw, km_channel *en, const unsigned char (*allowed)[32],
+                        size_t n) {
     unsigned char hello[KM_CHANNEL_HELLO_LEN], reply[KM_CHANNEL_REPLY_LEN], auth[KM_CHANNEL_AUTH_LEN];
     km_err e = km_channel_gateway_hello(f->ctx, gw, hello);
     if (!e) e = km_channel_enclave_reply(f->ctx, en, hello, sizeof hello, f->enclave_sec, reply);
-    if (!e) e = km_channel_gateway_finish(f->ctx, gw, reply, sizeof reply, f->enclave_pub, f->gateway_sec, auth);
+    if (!e)
+        e = km_channel_gateway_finish(f->ctx, gw, reply, sizeof reply, f->enclave_pub, f->gateway_sec, auth);
     if (!e) e = km_channel_enclave_finish(f->ctx, en, auth, sizeof auth, allowed, n);
     return e;
 }
@@ -75,7 +78,7 @@ static void send_recv(km_channel *from, km_channel *to, const char *msg, km_err 
 static void test_handshake_and_records(void **state) {
     fixture *f = *state;
     km_channel gw, en;
-    assert_int_equal(handshake(f, &gw, &en, (const unsigned char (*)[32])f->gateway_x, 1), KM_OK);
+    assert_int_equal(handshake(f, &gw, &en, (const unsigned char(*)[32])f->gateway_x, 1), KM_OK);
     for (int i = 0; i < 10; i++) {
         send_recv(&gw, &en, "request", KM_OK);
         send_recv(&en, &gw, "response", KM_OK);
@@ -95,14 +98,16 @@ static void test_impostor_enclave_rejected(void **state) {
     km_channel gw, en;
     assert_int_equal(km_channel_gateway_hello(f->ctx, &gw, hello), KM_OK);
     assert_int_equal(km_channel_enclave_reply(f->ctx, &en, hello, sizeof hello, other_sec, reply), KM_OK);
-    assert_int_equal(km_channel_gateway_finish(f->ctx, &gw, reply, sizeof reply, f->enclave_pub, f->gateway_sec, auth),
-                     KM_ERR_VERIFY);
+    assert_int_equal(
+        km_channel_gateway_finish(f->ctx, &gw, reply, sizeof reply, f->enclave_pub, f->gateway_sec, auth),
+        KM_ERR_VERIFY);
     /* Claiming the right public key without its secret: the signature fails. */
     assert_int_equal(km_channel_gateway_hello(f->ctx, &gw, hello), KM_OK);
     assert_int_equal(km_channel_enclave_reply(f->ctx, &en, hello, sizeof hello, other_sec, reply), KM_OK);
     memcpy(reply + 36, f->enclave_pub, 33);
-    assert_int_equal(km_channel_gateway_finish(f->ctx, &gw, reply, sizeof reply, f->enclave_pub, f->gateway_sec, auth),
-                     KM_ERR_VERIFY);
+    assert_int_equal(
+        km_channel_gateway_finish(f->ctx, &gw, reply, sizeof reply, f->enclave_pub, f->gateway_sec, auth),
+        KM_ERR_VERIFY);
     km_channel_clear(&en);
 }
 
@@ -112,7 +117,7 @@ static void test_unknown_gateway_rejected(void **state) {
     make_key(f->ctx, sec, NULL, other_x);
     km_channel gw, en;
     /* The enclave only accepts the configured credential. */
-    assert_int_equal(handshake(f, &gw, &en, (const unsigned char (*)[32])other_x, 1), KM_ERR_VERIFY);
+    assert_int_equal(handshake(f, &gw, &en, (const unsigned char(*)[32])other_x, 1), KM_ERR_VERIFY);
     assert_int_equal(handshake(f, &gw, &en, NULL, 0), KM_ERR_VERIFY);
     /* And a channel that failed cannot be used. */
     km_buf b;
@@ -130,22 +135,26 @@ static void test_tampered_handshake(void **state) {
      * the nonce is covered by the signature. Flip each byte: always refused. */
     for (size_t i = 0; i < KM_CHANNEL_REPLY_LEN; i++) {
         assert_int_equal(km_channel_gateway_hello(f->ctx, &gw, hello), KM_OK);
-        assert_int_equal(km_channel_enclave_reply(f->ctx, &en, hello, sizeof hello, f->enclave_sec, reply), KM_OK);
+        assert_int_equal(km_channel_enclave_reply(f->ctx, &en, hello, sizeof hello, f->enclave_sec, reply),
+                         KM_OK);
         reply[i] ^= 0x01;
         assert_int_not_equal(
-            km_channel_gateway_finish(f->ctx, &gw, reply, sizeof reply, f->enclave_pub, f->gateway_sec, auth), KM_OK);
+            km_channel_gateway_finish(f->ctx, &gw, reply, sizeof reply, f->enclave_pub, f->gateway_sec, auth),
+            KM_OK);
         km_channel_clear(&en);
     }
     /* Every byte of AUTH. */
     for (size_t i = 0; i < KM_CHANNEL_AUTH_LEN; i++) {
         assert_int_equal(km_channel_gateway_hello(f->ctx, &gw, hello), KM_OK);
-        assert_int_equal(km_channel_enclave_reply(f->ctx, &en, hello, sizeof hello, f->enclave_sec, reply), KM_OK);
+        assert_int_equal(km_channel_enclave_reply(f->ctx, &en, hello, sizeof hello, f->enclave_sec, reply),
+                         KM_OK);
         assert_int_equal(
-            km_channel_gateway_finish(f->ctx, &gw, reply, sizeof reply, f->enclave_pub, f->gateway_sec, auth), KM_OK);
-        auth[i] ^= 0x01;
-        assert_int_not_equal(
-            km_channel_enclave_finish(f->ctx, &en, auth, sizeof auth, (const unsigned char (*)[32])f->gateway_x, 1),
+            km_channel_gateway_finish(f->ctx, &gw, reply, sizeof reply, f->enclave_pub, f->gateway_sec, auth),
             KM_OK);
+        auth[i] ^= 0x01;
+        assert_int_not_equal(km_channel_enclave_finish(f->ctx, &en, auth, sizeof auth,
+                                                       (const unsigned char(*)[32])f->gateway_x, 1),
+                             KM_OK);
         km_channel_clear(&gw);
     }
     /* A HELLO altered in transit changes th1: the gateway's AUTH no longer
@@ -153,7 +162,8 @@ static void test_tampered_handshake(void **state) {
     for (size_t i = 39; i < KM_CHANNEL_HELLO_LEN; i++) { /* nonce bytes: only the transcript notices */
         assert_int_equal(km_channel_gateway_hello(f->ctx, &gw, hello), KM_OK);
         hello[i] ^= 0x01;
-        assert_int_equal(km_channel_enclave_reply(f->ctx, &en, hello, sizeof hello, f->enclave_sec, reply), KM_OK);
+        assert_int_equal(km_channel_enclave_reply(f->ctx, &en, hello, sizeof hello, f->enclave_sec, reply),
+                         KM_OK);
         assert_int_equal(
             km_channel_gateway_finish(f->ctx, &gw, reply, sizeof reply, f->enclave_pub, f->gateway_sec, auth),
             KM_ERR_VERIFY);
@@ -162,7 +172,8 @@ static void test_tampered_handshake(void **state) {
     /* Wrong magic, version, lengths. */
     assert_int_equal(km_channel_gateway_hello(f->ctx, &gw, hello), KM_OK);
     hello[0] = 'X';
-    assert_int_equal(km_channel_enclave_reply(f->ctx, &en, hello, sizeof hello, f->enclave_sec, reply), KM_ERR_PARSE);
+    assert_int_equal(km_channel_enclave_reply(f->ctx, &en, hello, sizeof hello, f->enclave_sec, reply),
+                     KM_ERR_PARSE);
     hello[0] = 'K';
     hello[5] = 9;
     assert_int_equal(km_channel_enclave_reply(f->ctx, &en, hello, sizeof hello, f->enclave_sec, reply),
@@ -182,7 +193,7 @@ static void test_record_attacks(void **state) {
     km_buf r1, r2;
     size_t n;
     /* Replay: the same record twice. */
-    assert_int_equal(handshake(f, &gw, &en, (const unsigned char (*)[32])f->gateway_x, 1), KM_OK);
+    assert_int_equal(handshake(f, &gw, &en, (const unsigned char(*)[32])f->gateway_x, 1), KM_OK);
     km_buf_init(&r1);
     assert_int_equal(km_channel_seal(&gw, (const unsigned char *)"sign item 1", 11, &r1), KM_OK);
     unsigned char copy[64];
@@ -191,7 +202,7 @@ static void test_record_attacks(void **state) {
     assert_int_equal(km_channel_open(&en, copy, r1.len, &n), KM_ERR_DECRYPT);
     km_buf_free(&r1);
     /* Reorder: second record first. */
-    assert_int_equal(handshake(f, &gw, &en, (const unsigned char (*)[32])f->gateway_x, 1), KM_OK);
+    assert_int_equal(handshake(f, &gw, &en, (const unsigned char(*)[32])f->gateway_x, 1), KM_OK);
     km_buf_init(&r1);
     km_buf_init(&r2);
     assert_int_equal(km_channel_seal(&gw, (const unsigned char *)"a", 1, &r1), KM_OK);
@@ -202,14 +213,14 @@ static void test_record_attacks(void **state) {
     km_buf_free(&r1);
     km_buf_free(&r2);
     /* Reflection: a record sent back to its sender. */
-    assert_int_equal(handshake(f, &gw, &en, (const unsigned char (*)[32])f->gateway_x, 1), KM_OK);
+    assert_int_equal(handshake(f, &gw, &en, (const unsigned char(*)[32])f->gateway_x, 1), KM_OK);
     km_buf_init(&r1);
     assert_int_equal(km_channel_seal(&gw, (const unsigned char *)"ping", 4, &r1), KM_OK);
     assert_int_equal(km_channel_open(&gw, r1.data, r1.len, &n), KM_ERR_DECRYPT);
     km_buf_free(&r1);
     /* Every bit of a record. */
     for (size_t bit = 0; bit < (5 + KM_CHANNEL_OVERHEAD) * 8; bit++) {
-        assert_int_equal(handshake(f, &gw, &en, (const unsigned char (*)[32])f->gateway_x, 1), KM_OK);
+        assert_int_equal(handshake(f, &gw, &en, (const unsigned char(*)[32])f->gateway_x, 1), KM_OK);
         km_buf_init(&r1);
         assert_int_equal(km_channel_seal(&en, (const unsigned char *)"hello", 5, &r1), KM_OK);
         r1.data[bit / 8] ^= (unsigned char)(1u << (bit % 8));
@@ -218,7 +229,7 @@ static void test_record_attacks(void **state) {
         km_channel_clear(&en);
     }
     /* Truncated below the tag size. */
-    assert_int_equal(handshake(f, &gw, &en, (const unsigned char (*)[32])f->gateway_x, 1), KM_OK);
+    assert_int_equal(handshake(f, &gw, &en, (const unsigned char(*)[32])f->gateway_x, 1), KM_OK);
     unsigned char shortrec[8] = {0};
     assert_int_equal(km_channel_open(&en, shortrec, sizeof shortrec, &n), KM_ERR_PARSE);
     km_channel_clear(&gw);
@@ -227,8 +238,8 @@ static void test_record_attacks(void **state) {
 static void test_sessions_have_distinct_keys(void **state) {
     fixture *f = *state;
     km_channel g1, e1, g2, e2;
-    assert_int_equal(handshake(f, &g1, &e1, (const unsigned char (*)[32])f->gateway_x, 1), KM_OK);
-    assert_int_equal(handshake(f, &g2, &e2, (const unsigned char (*)[32])f->gateway_x, 1), KM_OK);
+    assert_int_equal(handshake(f, &g1, &e1, (const unsigned char(*)[32])f->gateway_x, 1), KM_OK);
+    assert_int_equal(handshake(f, &g2, &e2, (const unsigned char(*)[32])f->gateway_x, 1), KM_OK);
     assert_memory_not_equal(g1.send_key, g2.send_key, 32);
     assert_memory_equal(g1.send_key, e1.recv_key, 32);
     assert_memory_equal(g1.recv_key, e1.send_key, 32);
@@ -242,7 +253,7 @@ static void test_sessions_have_distinct_keys(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_handshake_and_records),   cmocka_unit_test(test_impostor_enclave_rejected),
+        cmocka_unit_test(test_handshake_and_records),    cmocka_unit_test(test_impostor_enclave_rejected),
         cmocka_unit_test(test_unknown_gateway_rejected), cmocka_unit_test(test_tampered_handshake),
         cmocka_unit_test(test_record_attacks),           cmocka_unit_test(test_sessions_have_distinct_keys),
     };
