@@ -176,9 +176,9 @@ km_err km_single_ecdsa_from_der(const km_ctx *ctx, unsigned char sig64[64], cons
     memset(sig64, 0, 64);
     if (der == NULL || der_len == 0 || der_len > KM_SINGLE_ECDSA_DER_MAX) return KM_ERR_PARSE;
     if (!secp256k1_ecdsa_signature_parse_der(secp, &sig, der, der_len)) return KM_ERR_PARSE;
-    /* parse_der maps out-of-range r or s to zero instead of failing. Encoding
-     * again and demanding the same bytes rejects that, and any other second
-     * spelling of one signature: exactly one DER form per (r, s). */
+    /* parse_der is already strict DER, but our acceptance rule should not
+     * rest on a library's leniency choices: encoding again and demanding the
+     * same bytes pins exactly one DER form per (r, s). */
     if (!secp256k1_ecdsa_signature_serialize_der(secp, again, &n, &sig) || n != der_len ||
         memcmp(again, der, n) != 0)
         return KM_ERR_PARSE;
@@ -186,7 +186,9 @@ km_err km_single_ecdsa_from_der(const km_ctx *ctx, unsigned char sig64[64], cons
         memset(sig64, 0, 64);
         return KM_ERR_CRYPTO;
     }
-    /* r = 0 or s = 0 round-trip through DER but are never a signature. */
+    /* parse_der maps an out-of-range r or s (>= n) to zero instead of
+     * failing, and r = 0 or s = 0 round-trip through DER; none is a
+     * signature. */
     static const unsigned char zero[32] = {0};
     if (memcmp(sig64, zero, 32) == 0 || memcmp(sig64 + 32, zero, 32) == 0) {
         memset(sig64, 0, 64);

@@ -427,7 +427,7 @@ km_err km_tx_taproot_sigmsg(const km_tx *tx, const km_tx_spent *spent, size_t n_
 
     if (!hash_type_valid(hash_type)) return KM_ERR_ARG;
     if ((e = check_spent(tx, spent, n_spent)) != KM_OK) return e;
-    if (in_index >= tx->n_in) return KM_ERR_RANGE;
+    if (in_index >= tx->n_in || in_index > UINT32_MAX) return KM_ERR_RANGE;
     /* SINGLE without a matching output has no defined message in BIP-341
      * (unlike legacy's "1" bug): refuse rather than sign something odd. */
     if (out_type == KM_SIGHASH_SINGLE && in_index >= tx->n_out) return KM_ERR_RANGE;
