@@ -228,16 +228,20 @@ KM_WARN_UNUSED km_err km_musig_session_init(const km_ctx *ctx, km_musig_session 
 /** Produce this signer's partial signature, consuming the secret nonce.
  *
  *  After the call — success or failure — the secret nonce is wiped; a second
- *  call with it returns KM_ERR_NONCE_REUSE and signs nothing. The partial
- *  signature is verified before it is returned (BIP-327 Sign does so), which
- *  catches faults that could otherwise leak the key.
+ *  call with it returns KM_ERR_NONCE_REUSE and signs nothing. (The one
+ *  exception: a km_secret that is not a secret nonce at all is refused with
+ *  KM_ERR_ARG and left untouched.) The partial signature is verified before
+ *  it is returned (BIP-327 Sign does so), which catches faults that could
+ *  otherwise leak the key.
  *
  *  Returns: KM_OK; KM_ERR_NONCE_REUSE if the secret nonce was already used;
  *           KM_ERR_ARG if secnonce is not a km_musig_nonce_gen secret or
  *           seckey32 is not the key the nonce was generated for;
  *           KM_ERR_INVALID_KEY if seckey32 is zero or >= the group order;
  *           KM_ERR_STATE if session is not valid; KM_ERR_CRYPTO if signing
- *           or the self-check fails. On failure psig32 is zeroed.
+ *           or the self-check fails (the self-check also fails when the
+ *           signer's key is not one of the session's aggregated keys). On
+ *           failure psig32 is zeroed.
  *  Args:    ctx: a context.
  *  Out:     psig32: the 32-byte partial signature.
  *  In/Out:  secnonce: the secret nonce from km_musig_nonce_gen (wiped).
