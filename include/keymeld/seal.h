@@ -94,8 +94,10 @@ typedef struct km_sealer {
 KM_WARN_UNUSED km_err km_sealer_local_new(km_ctx *ctx, const unsigned char key32[32], km_sealer **out)
     KM_NONNULL(1, 2, 3);
 
-/** Destroy a sealer created by a km_sealer_*_new function (calls
- *  ops->destroy, then frees the sealer). NULL is accepted and ignored. */
+/** Destroy a sealer: calls ops->destroy(state), then wipes the km_sealer and
+ *  releases it with free(). Every constructor (km_sealer_local_new, and a
+ *  backend's own km_sealer_<name>_new outside the core) MUST therefore
+ *  allocate the km_sealer with malloc/calloc. NULL is accepted and ignored. */
 void km_sealer_free(km_sealer *s);
 
 /** Seal a secret.
