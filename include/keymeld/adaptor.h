@@ -91,8 +91,8 @@ extern "C" {
  *           compressed point or 33 zero bytes).
  *  Args:    ctx: libkeymeld context (not NULL).
  *  Out:     out66: 66-byte folded aggregate nonce R1 + T || R2 (R1 + T encoded
- *           as 33 zero bytes if it is infinity). Zeroed on failure. May alias
- *           aggnonce66.
+ *           as 33 zero bytes if it is infinity), for secp256k1_musig_aggnonce_parse
+ *           or km_musig_session_init. Zeroed on failure. May alias aggnonce66.
  *  In:      aggnonce66: 66-byte aggregate nonce (secp256k1_musig_aggnonce_serialize).
  *           adaptor33: adaptor point T, compressed.
  */
@@ -106,7 +106,9 @@ KM_WARN_UNUSED km_err km_adaptor_fold_aggnonce(const km_ctx *ctx, unsigned char 
  *  Args:    ctx: libkeymeld context (not NULL).
  *  Out:     out: folded aggregate nonce, ready for secp256k1_musig_nonce_process.
  *           Zeroed (invalid) on failure. May alias in.
- *  In:      in: aggregate nonce from secp256k1_musig_nonce_agg or _parse.
+ *  In:      in: a VALID aggregate nonce object, from secp256k1_musig_nonce_agg
+ *           or _parse (as with libsecp256k1 itself, an uninitialized object
+ *           trips the context's illegal-argument callback, which aborts).
  *           adaptor33: adaptor point T, compressed.
  */
 KM_WARN_UNUSED km_err km_adaptor_fold_musig_aggnonce(const km_ctx *ctx, secp256k1_musig_aggnonce *out,
@@ -123,7 +125,9 @@ KM_WARN_UNUSED km_err km_adaptor_fold_musig_aggnonce(const km_ctx *ctx, secp256k
  *  Returns: KM_OK if valid; KM_ERR_VERIFY if the equation does not hold;
  *           KM_ERR_INVALID_POINT if adaptor33 or xonly_pk32 is not a valid
  *           point or x(R') is not the x coordinate of a curve point;
- *           KM_ERR_RANGE if s >= n.
+ *           KM_ERR_RANGE if s >= n; KM_ERR_CRYPTO if the challenge hash is
+ *           0 or >= n (probability below 2^-127, not reachable on purpose;
+ *           the same holds for every function below that verifies).
  *  Args:    ctx: libkeymeld context (not NULL).
  *  In:      presig64: pre-signature x(R') || s.
  *           adaptor33: adaptor point T, compressed.

@@ -1,11 +1,13 @@
 /* test_adaptor.c — MuSig2 adaptor signatures on mainline libsecp256k1.
  *
- * The random-session test drives libsecp256k1's musig module directly (key
- * aggregation, all five taproot tweak modes, nonces, partial signatures) and
- * uses km_adaptor_* only where the adaptor enters: folding T into the
- * aggregate nonce, pre-signature verification, adaptation, extraction and the
- * legacy 65-byte form. Every partial signature goes through mainline
- * secp256k1_musig_partial_sig_verify.
+ * Key aggregation and the five taproot tweak modes go through libkeymeld's
+ * musig API (km_musig_key_agg / km_musig_keyagg_tweak, cross-checked against
+ * libsecp256k1); nonces and partial signatures are driven with libsecp256k1's
+ * musig module directly, so every partial signature is produced by mainline
+ * partial_sign and checked by mainline partial_sig_verify. km_adaptor_* enters
+ * where the adaptor does: folding T into the aggregate nonce, pre-signature
+ * verification, adaptation, extraction and the legacy 65-byte form.
+ * test_adaptor_musig.c runs the same flow entirely through km_musig_*.
  *
  * Randomness comes from a seeded generator (SHA-256 in counter mode) so that a
  * failure can be replayed: the seed is printed, and KM_TEST_SEED=<64 hex>
@@ -30,6 +32,8 @@
 #include "keymeld/aead.h"
 #include "keymeld/hash.h"
 #include "keymeld/hex.h"
+#include "keymeld/musig.h"
+#include "keymeld/taproot.h"
 
 /* Random adaptor cases. libsecp256k1 is linked as a prebuilt (uninstrumented)
  * library, so the sanitizer build runs all of them too, within a few seconds. */
@@ -109,14 +113,18 @@ typedef struct {
     size_t n;
     secp256k1_keypair kp[MAX_SIGNERS];
     secp256k1_pubkey pk[MAX_SIGNERS];
-    secp256k1_musig_keyagg_cache cache;
-    unsigned char xq[32]; /* x-only tweaked output key */
+    km_musig_keyagg ka;                 /* libkeymeld's aggregation (h-musig API) */
+    secp256k1_musig_keyagg_cache cache; /* = ka.cache, used with libsecp directly */
+    unsigned char xq[32];               /* x-only tweaked output key */
 } group;
 
+/* Key aggregation and tweak go through km_musig_key_agg / km_musig_keyagg_tweak;
+ * the resulting output key is cross-checked against libsecp256k1's own x-only
+ * tweak (BIP-341 taproot_output_script) and, for plain/xonly, against the
+ * musig tweak functions applied to a fresh cache. */
 static void make_group(group *g, size_t n, int mode) {
-    const secp256k1_pubkey *pks[MAX_SIGNERS];
-    secp256k1_xonly_pubkey agg;
-    unsigned char agg32[32], tw[32], buf[64];
+    unsigned char pks33[MAX_SIGNERS * 33], data[32], tw[32], buf[64];
+    km_tweak tweak;
     memset(g, 0, sizeof *g);
     g->n = n;
     for (size_t i = 0; i < n; i++) {
@@ -124,50 +132,62 @@ static void make_group(group *g, size_t n, int mode) {
         rnd_scalar(sk);
         assert_true(secp256k1_keypair_create(g_secp, &g->kp[i], sk));
         assert_true(secp256k1_keypair_pub(g_secp, &g->pk[i], &g->kp[i]));
-        pks[i] = &g->pk[i];
+        ser_pub(pks33 + 33 * i, &g->pk[i]);
     }
-    assert_true(secp256k1_ec_pubkey_sort(g_secp, pks, n));
-    assert_true(secp256k1_musig_pubkey_agg(g_secp, &agg, &g->cache, pks, n));
-    assert_true(secp256k1_xonly_pubkey_serialize(g_secp, agg32, &agg));
-    secp256k1_pubkey out;
+    assert_int_equal(km_musig_key_agg(g_ctx, &g->ka, pks33, n, NULL), KM_OK);
     switch (mode) {
     case MODE_NONE:
+        km_tweak_none(&tweak);
         break;
     case MODE_BIP86:
-        km_tagged_hash(tw, "TapTweak", agg32, 32);
-        assert_true(secp256k1_musig_pubkey_xonly_tweak_add(g_secp, &out, &g->cache, tw));
+        km_tweak_bip86(&tweak);
         break;
     case MODE_BIP341:
-        memcpy(buf, agg32, 32);
-        rnd(buf + 32, 32); /* a random merkle root */
-        km_tagged_hash(tw, "TapTweak", buf, 64);
-        assert_true(secp256k1_musig_pubkey_xonly_tweak_add(g_secp, &out, &g->cache, tw));
+        rnd(data, 32); /* a random merkle root */
+        km_tweak_bip341(&tweak, data);
         break;
     case MODE_PLAIN:
-        rnd_scalar(tw);
-        assert_true(secp256k1_musig_pubkey_ec_tweak_add(g_secp, &out, &g->cache, tw));
+        rnd_scalar(data);
+        km_tweak_plain(&tweak, data);
         break;
     case MODE_XONLY:
-        rnd_scalar(tw);
-        assert_true(secp256k1_musig_pubkey_xonly_tweak_add(g_secp, &out, &g->cache, tw));
+        rnd_scalar(data);
+        km_tweak_xonly(&tweak, data);
         break;
     default:
         fail();
     }
+    assert_int_equal(km_musig_keyagg_tweak(g_ctx, &g->ka, &tweak), KM_OK);
+    g->cache = g->ka.cache;
+    memcpy(g->xq, g->ka.output_xonly, 32);
+
+    /* independent check of the output key */
+    const secp256k1_pubkey *pks[MAX_SIGNERS];
+    secp256k1_musig_keyagg_cache cache;
+    secp256k1_xonly_pubkey agg, xq;
     secp256k1_pubkey q;
-    secp256k1_xonly_pubkey xq;
-    assert_true(secp256k1_musig_pubkey_get(g_secp, &q, &g->cache));
-    assert_true(secp256k1_xonly_pubkey_from_pubkey(g_secp, &xq, NULL, &q));
-    assert_true(secp256k1_xonly_pubkey_serialize(g_secp, g->xq, &xq));
+    unsigned char agg32[32], q32[32];
+    for (size_t i = 0; i < n; i++)
+        pks[i] = &g->pk[i];
+    assert_true(secp256k1_ec_pubkey_sort(g_secp, pks, n));
+    assert_true(secp256k1_musig_pubkey_agg(g_secp, &agg, &cache, pks, n));
+    assert_true(secp256k1_xonly_pubkey_serialize(g_secp, agg32, &agg));
+    assert_memory_equal(agg32, g->ka.agg_xonly, 32);
     if (mode == MODE_BIP86 || mode == MODE_BIP341) {
-        /* the tweaked key is the BIP-341 output key of the aggregate */
-        int parity;
-        secp256k1_pubkey q2;
-        assert_true(secp256k1_xonly_pubkey_tweak_add(g_secp, &q2, &agg, tw));
-        assert_true(secp256k1_ec_pubkey_cmp(g_secp, &q, &q2) == 0);
-        assert_true(secp256k1_xonly_pubkey_from_pubkey(g_secp, &xq, &parity, &q2));
-        assert_true(secp256k1_xonly_pubkey_tweak_add_check(g_secp, g->xq, parity, &agg, tw));
+        memcpy(buf, agg32, 32);
+        memcpy(buf + 32, data, 32);
+        km_tagged_hash(tw, "TapTweak", buf, mode == MODE_BIP86 ? 32 : 64);
+        assert_true(secp256k1_xonly_pubkey_tweak_add(g_secp, &q, &agg, tw));
+    } else if (mode == MODE_PLAIN) {
+        assert_true(secp256k1_musig_pubkey_ec_tweak_add(g_secp, &q, &cache, data));
+    } else if (mode == MODE_XONLY) {
+        assert_true(secp256k1_musig_pubkey_xonly_tweak_add(g_secp, &q, &cache, data));
+    } else {
+        assert_true(secp256k1_musig_pubkey_get(g_secp, &q, &cache));
     }
+    assert_true(secp256k1_xonly_pubkey_from_pubkey(g_secp, &xq, NULL, &q));
+    assert_true(secp256k1_xonly_pubkey_serialize(g_secp, q32, &xq));
+    assert_memory_equal(q32, g->xq, 32);
 }
 
 static size_t g_sessions, g_partials, g_unfolded_checks;
