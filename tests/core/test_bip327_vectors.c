@@ -526,8 +526,8 @@ static void test_sign_verify(void **state) {
         if (err_is(c, "value", NULL)) {
             skip_case(&t, "sign_error_test_cases", i,
                       "needs Sign with the vector's secnonce, which libsecp256k1's public API cannot take in "
-                      "(secnonce is opaque); the behaviour (non-member signer / consumed nonce refused) is "
-                      "tested in test_musig");
+                      "(secnonce is opaque); test_musig covers the km_musig equivalents (consumed nonce "
+                      "refused; a non-member's partial signature spoils the final signature)");
             continue;
         }
         if (err_is(c, "invalid_contribution", "pubkey")) {
