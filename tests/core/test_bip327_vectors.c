@@ -450,8 +450,7 @@ static void test_sig_agg(void **state) {
 
 /* ---- sign_verify --------------------------------------------------------- */
 
-/* Build the session a sign_verify / tweak case describes. Returns 1 and fills
- * everything if the inputs are valid; asserts on anything unexpected. */
+/* The parsed inputs and libsecp256k1 state of one sign_verify / tweak case. */
 typedef struct vcase {
     secp256k1_pubkey keys[MAXN];
     secp256k1_musig_pubnonce nonces[MAXN];
