@@ -17,13 +17,16 @@
  *      SEC1 ECDH primitive (the same value OpenSSL and most libraries return);
  *      the y parity adds no secrecy, and both full public keys are bound by
  *      the key derivation below.
- *   3. K || N = HKDF-SHA256(IKM = Z, salt = "" (empty),
+ *   3. K || N = HKDF-SHA256(IKM = Z, salt = "" (empty, which RFC 5869
+ *                           defines as 32 zero bytes),
  *                           info = "keymeld/ecies/v1" || E || R, L = 44)
  *      with K the first 32 bytes (AES-256 key) and N the last 12 (GCM nonce).
  *      "keymeld/ecies/v1" is the 16 ASCII bytes without a terminator; E and R
- *      are 33 bytes each, so info (82 bytes) parses uniquely. Binding E
- *      stops an attacker from re-using Z under another ephemeral encoding;
- *      binding R ties the key to the intended recipient.
+ *      are 33 bytes each, so info (82 bytes) parses uniquely. Binding E is
+ *      required because Z is only an x-coordinate: E and -E (the same bytes
+ *      with prefix 0x02 and 0x03 swapped) give the same Z, so without E in
+ *      info that flip would go unnoticed. Binding R ties the key to the
+ *      intended recipient.
  *   4. C || T = AES-256-GCM(K, N, aad = AD, M), T the 16-byte tag.
  *
  *   A derived nonce is safe because K is unique per blob: e is fresh for
@@ -111,8 +114,9 @@ KM_WARN_UNUSED km_err km_ecies_seal(const km_ctx *ctx, const unsigned char recip
 
 /** Decrypt and authenticate a blob into a caller buffer.
  *
- *  Checks run in this order: framing, version, length, ephemeral point, then
- *  authentication; nothing is decrypted before the framing is valid.
+ *  Checks run in this order: arguments and the recipient key; the framing
+ *  (empty blob, version byte, length, ephemeral point); the output size; only
+ *  then the ECDH and authenticated decryption.
  *
  *  Returns: KM_OK; KM_ERR_ARG if ad_len is 0 or a pointer is NULL with a
  *           non-zero length; KM_ERR_INVALID_KEY if recipient_seckey32 is not

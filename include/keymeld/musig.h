@@ -234,14 +234,20 @@ KM_WARN_UNUSED km_err km_musig_session_init(const km_ctx *ctx, km_musig_session 
  *  it is returned (BIP-327 Sign does so), which catches faults that could
  *  otherwise leak the key.
  *
+ *  The caller MUST only sign in a session whose aggregated keys include its
+ *  own public key. This is not checked here (a km_musig_keyagg does not keep
+ *  the key list; the check is optional in BIP-327 and absent from
+ *  libsecp256k1): a non-member's partial signature even passes
+ *  km_musig_partial_verify for its own key, but the final signature is
+ *  invalid. The caller built the aggregation from the key list, so it can
+ *  check membership there.
+ *
  *  Returns: KM_OK; KM_ERR_NONCE_REUSE if the secret nonce was already used;
  *           KM_ERR_ARG if secnonce is not a km_musig_nonce_gen secret or
  *           seckey32 is not the key the nonce was generated for;
  *           KM_ERR_INVALID_KEY if seckey32 is zero or >= the group order;
  *           KM_ERR_STATE if session is not valid; KM_ERR_CRYPTO if signing
- *           or the self-check fails (the self-check also fails when the
- *           signer's key is not one of the session's aggregated keys). On
- *           failure psig32 is zeroed.
+ *           or the self-check fails. On failure psig32 is zeroed.
  *  Args:    ctx: a context.
  *  Out:     psig32: the 32-byte partial signature.
  *  In/Out:  secnonce: the secret nonce from km_musig_nonce_gen (wiped).

@@ -25,7 +25,8 @@
  *
  * From the session secret S (32 uniformly random bytes made by the keygen
  * coordinator) two independent keys are derived with HKDF-SHA256 (RFC 5869,
- * empty salt — S is already uniform, so extraction needs no salt):
+ * empty salt, which RFC 5869 defines as 32 zero bytes — S is already uniform,
+ * so extraction needs no salt; i below is a single byte):
  *
  *     data_key    = HKDF(IKM = S, salt = "", info = "keymeld/session/data/v1", L = 32)
  *     auth_cand_i = HKDF(IKM = S, salt = "", info = "keymeld/session/auth/v1" || i, L = 32)

@@ -301,8 +301,7 @@ km_err km_musig_partial_sign(const km_ctx *ctx, unsigned char psig32[32], km_sec
     if (err) return err;
 
     /* BIP-327 Sign verifies its own output: a fault during signing (glitch,
-     * bit flip) could otherwise publish a value that leaks the key. This also
-     * fails when the signer's key is not part of the session's aggregation. */
+     * bit flip) could otherwise publish a value that leaks the key. */
     secp256k1_musig_pubnonce pn;
     if (!secp256k1_musig_partial_sig_serialize(secp, psig32, &ps) ||
         !secp256k1_musig_pubnonce_parse(secp, &pn, pubnonce66) ||

@@ -450,8 +450,7 @@ static void test_sig_agg(void **state) {
 
 /* ---- sign_verify --------------------------------------------------------- */
 
-/* Build the session a sign_verify / tweak case describes. Returns 1 and fills
- * everything if the inputs are valid; asserts on anything unexpected. */
+/* The parsed inputs and libsecp256k1 state of one sign_verify / tweak case. */
 typedef struct vcase {
     secp256k1_pubkey keys[MAXN];
     secp256k1_musig_pubnonce nonces[MAXN];
@@ -526,8 +525,8 @@ static void test_sign_verify(void **state) {
         if (err_is(c, "value", NULL)) {
             skip_case(&t, "sign_error_test_cases", i,
                       "needs Sign with the vector's secnonce, which libsecp256k1's public API cannot take in "
-                      "(secnonce is opaque); the behaviour (non-member signer / consumed nonce refused) is "
-                      "tested in test_musig");
+                      "(secnonce is opaque); test_musig covers the km_musig equivalents (consumed nonce "
+                      "refused; a non-member's partial signature spoils the final signature)");
             continue;
         }
         if (err_is(c, "invalid_contribution", "pubkey")) {
