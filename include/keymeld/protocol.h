@@ -33,7 +33,7 @@ typedef enum km_cmd {
     KM_CMD_SESSION_CLEAR = 0x0040
 } km_cmd;
 
-#define KM_MSG_REQUEST 1
+#define KM_MSG_REQUEST  1
 #define KM_MSG_RESPONSE 2
 /** Bytes of envelope before the body. */
 #define KM_MSG_HEADER_LEN 7

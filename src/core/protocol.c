@@ -54,19 +54,33 @@ km_err km_msg_error_detail(const km_msg *m, char *out, size_t out_size) {
 
 const char *km_cmd_name(uint16_t code) {
     switch (code) {
-    case KM_CMD_INFO: return "info";
-    case KM_CMD_ATTEST: return "attest";
-    case KM_CMD_KEYGEN_INIT: return "keygen_init";
-    case KM_CMD_KEYGEN_REGISTER: return "keygen_register";
-    case KM_CMD_KEYGEN_FINALIZE: return "keygen_finalize";
-    case KM_CMD_SIGN_INIT: return "sign_init";
-    case KM_CMD_SIGN_APPROVE: return "sign_approve";
-    case KM_CMD_SIGN_PARTIAL: return "sign_partial";
-    case KM_CMD_SIGN_FINALIZE: return "sign_finalize";
-    case KM_CMD_KEY_IMPORT: return "key_import";
-    case KM_CMD_KEY_SIGN: return "key_sign";
-    case KM_CMD_KEY_DELETE: return "key_delete";
-    case KM_CMD_SESSION_CLEAR: return "session_clear";
-    default: return "unknown";
+    case KM_CMD_INFO:
+        return "info";
+    case KM_CMD_ATTEST:
+        return "attest";
+    case KM_CMD_KEYGEN_INIT:
+        return "keygen_init";
+    case KM_CMD_KEYGEN_REGISTER:
+        return "keygen_register";
+    case KM_CMD_KEYGEN_FINALIZE:
+        return "keygen_finalize";
+    case KM_CMD_SIGN_INIT:
+        return "sign_init";
+    case KM_CMD_SIGN_APPROVE:
+        return "sign_approve";
+    case KM_CMD_SIGN_PARTIAL:
+        return "sign_partial";
+    case KM_CMD_SIGN_FINALIZE:
+        return "sign_finalize";
+    case KM_CMD_KEY_IMPORT:
+        return "key_import";
+    case KM_CMD_KEY_SIGN:
+        return "key_sign";
+    case KM_CMD_KEY_DELETE:
+        return "key_delete";
+    case KM_CMD_SESSION_CLEAR:
+        return "session_clear";
+    default:
+        return "unknown";
     }
 }

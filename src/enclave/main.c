@@ -1,0 +1,238 @@
+/* main.c — keymeld-enclave: the trusted signer process.
+ *
+ *   keymeld-enclave run --listen ADDR --state-dir DIR --sealing-key FILE
+ *                       --gateway-key XONLY_HEX [--gateway-key ...] [--max-connections N]
+ *   keymeld-enclave pubkey --state-dir DIR --sealing-key FILE
+ *   keymeld-enclave sealing-key new FILE
+ *
+ * ADDR is tcp:HOST:PORT, unix:PATH or vsock:CID:PORT.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "enclave/enclave.h"
+#include "enclave/identity.h"
+#include "enclave/server.h"
+#include "enclave/sessions.h"
+#include "keymeld/aead.h"
+#include "keymeld/hex.h"
+#include "net/net.h"
+
+#define MAX_GATEWAY_KEYS 16
+
+static void usage(FILE *f) {
+    fputs("usage:\n"
+          "  keymeld-enclave run --listen ADDR --state-dir DIR --sealing-key FILE --gateway-key HEX\n"
+          "                      [--gateway-key HEX ...] [--max-connections N]\n"
+          "  keymeld-enclave pubkey --state-dir DIR --sealing-key FILE\n"
+          "  keymeld-enclave sealing-key new FILE\n"
+          "ADDR: tcp:HOST:PORT | unix:PATH | vsock:CID:PORT\n"
+          "HEX:  the gateway credential's x-only public key (64 hex digits)\n",
+          f);
+}
+
+/* No core dumps, no ptrace by same-uid processes: secrets stay in this process. */
+static int harden_process(void) {
+    struct rlimit rl = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &rl) != 0) return -1;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return -1;
+    return 0;
+}
+
+typedef struct {
+    const char *listen, *state_dir, *sealing_key;
+    unsigned char gateways[MAX_GATEWAY_KEYS][32];
+    size_t n_gateways;
+    int max_connections;
+} run_opts;
+
+static int parse_opts(int argc, char **argv, run_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->max_connections = 64;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "keymeld-enclave: %s needs a value\n", a);
+            return -1;
+        }
+        i++;
+        if (strcmp(a, "--listen") == 0)
+            o->listen = v;
+        else if (strcmp(a, "--state-dir") == 0)
+            o->state_dir = v;
+        else if (strcmp(a, "--sealing-key") == 0)
+            o->sealing_key = v;
+        else if (strcmp(a, "--gateway-key") == 0) {
+            if (o->n_gateways == MAX_GATEWAY_KEYS || km_hex_decode(o->gateways[o->n_gateways], 32, v, strlen(v))) {
+                fprintf(stderr, "keymeld-enclave: --gateway-key must be 64 lowercase hex digits (max %d keys)\n",
+                        MAX_GATEWAY_KEYS);
+                return -1;
+            }
+            o->n_gateways++;
+        } else if (strcmp(a, "--max-connections") == 0) {
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1 || n > 4096) {
+                fprintf(stderr, "keymeld-enclave: --max-connections must be 1..4096\n");
+                return -1;
+            }
+            o->max_connections = (int)n;
+        } else {
+            fprintf(stderr, "keymeld-enclave: unknown option %s\n", a);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Loads the identity: sealing key file -> sealer -> sealed enclave key. */
+static int open_identity(km_enclave *e, const char *state_dir, const char *sealing_key) {
+    const char *detail = "";
+    km_secret *skey = NULL;
+    km_sealer *sealer = NULL;
+    km_err err = km_read_key_file(e->ctx, sealing_key, &skey, &detail);
+    if (!err) {
+        err = km_sealer_local_new(e->ctx, km_secret_cdata(skey), &sealer);
+        detail = "cannot create the sealer";
+    }
+    if (!err) err = km_identity_load_or_create(e, sealer, state_dir, &detail);
+    km_sealer_free(sealer);
+    km_secret_free(skey);
+    if (err) {
+        fprintf(stderr, "keymeld-enclave: %s: %s (%s)\n", sealing_key, detail, km_strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    km_enclave *e;
+    int listen_fd;
+    sigset_t set;
+} signal_arg;
+
+/* Signals are blocked everywhere and taken here: no async-signal-safety traps. */
+static void *signal_main(void *p) {
+    signal_arg *s = p;
+    int sig;
+    while (sigwait(&s->set, &sig) == 0) {
+        if (sig == SIGTERM || sig == SIGINT) {
+            s->e->stopping = 1;
+            shutdown(s->listen_fd, SHUT_RDWR); /* wakes accept() */
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static int cmd_run(int argc, char **argv) {
+    run_opts o;
+    if (parse_opts(argc, argv, &o) != 0) return 2;
+    if (!o.listen || !o.state_dir || !o.sealing_key || o.n_gateways == 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (harden_process() != 0) {
+        perror("keymeld-enclave: cannot disable core dumps");
+        return 1;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    km_enclave e;
+    memset(&e, 0, sizeof e);
+    if (km_ctx_create(&e.ctx) != KM_OK) return 1;
+    pthread_mutex_init(&e.lock, NULL);
+    e.sessions = km_sessions_new();
+    e.gateways = o.gateways;
+    e.n_gateways = o.n_gateways;
+    int rc = 1;
+    if (e.sessions && open_identity(&e, o.state_dir, o.sealing_key) == 0) {
+        km_err err;
+        int lfd = km_net_listen(o.listen, &err);
+        if (lfd < 0) {
+            fprintf(stderr, "keymeld-enclave: cannot listen on %s: %s\n", o.listen, km_strerror(err));
+        } else {
+            char fp[65];
+            if (km_hex_encode(fp, sizeof fp, e.fingerprint, 32) == KM_OK)
+                fprintf(stderr, "keymeld-enclave: listening on %s, key fingerprint %s\n", o.listen, fp);
+            signal_arg sa = {&e, lfd, set};
+            pthread_t st;
+            pthread_create(&st, NULL, signal_main, &sa);
+            km_server_limits limits = {o.max_connections, 10, 0};
+            rc = km_enclave_serve(&e, lfd, &limits) == 0 ? 0 : 1;
+            close(lfd);
+            fprintf(stderr, "keymeld-enclave: shutting down\n");
+        }
+    }
+    /* Wipe everything before leaving; connection threads die with the process. */
+    pthread_mutex_lock(&e.lock);
+    km_sessions_free(e.sessions);
+    e.sessions = NULL;
+    km_secret_free(e.key);
+    e.key = NULL;
+    km_wipe(o.gateways, sizeof o.gateways);
+    km_ctx_destroy(e.ctx);
+    _exit(rc);
+}
+
+static int cmd_pubkey(int argc, char **argv) {
+    run_opts o;
+    if (parse_opts(argc, argv, &o) != 0 || !o.state_dir || !o.sealing_key) {
+        usage(stderr);
+        return 2;
+    }
+    km_enclave e;
+    memset(&e, 0, sizeof e);
+    if (km_ctx_create(&e.ctx) != KM_OK) return 1;
+    int rc = open_identity(&e, o.state_dir, o.sealing_key) == 0 ? 0 : 1;
+    char hex[67];
+    if (!rc && km_hex_encode(hex, sizeof hex, e.pub, 33) == KM_OK) printf("%s\n", hex);
+    km_secret_free(e.key);
+    km_ctx_destroy(e.ctx);
+    return rc;
+}
+
+static int cmd_new_sealing_key(const char *path) {
+    unsigned char key[32];
+    char hex[65];
+    if (km_random_bytes(key, 32) != KM_OK || km_hex_encode(hex, sizeof hex, key, 32) != KM_OK) return 1;
+    km_wipe(key, sizeof key);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "keymeld-enclave: cannot create %s: %s\n", path, strerror(errno));
+        km_wipe(hex, sizeof hex);
+        return 1;
+    }
+    hex[64] = '\n';
+    int ok = write(fd, hex, 65) == 65 && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    km_wipe(hex, sizeof hex);
+    return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "pubkey") == 0) return cmd_pubkey(argc - 2, argv + 2);
+    if (argc == 4 && strcmp(argv[1], "sealing-key") == 0 && strcmp(argv[2], "new") == 0)
+        return cmd_new_sealing_key(argv[3]);
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        usage(stdout);
+        return 0;
+    }
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,129 @@
+/* server.c — accepts gateway connections, runs the handshake, then serves
+ * requests. One thread per connection; a connection carries many requests
+ * (the gateway pipelines them; each response carries its request id). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "enclave/enclave.h"
+#include "enclave/server.h"
+#include "keymeld/channel.h"
+#include "net/net.h"
+
+typedef struct {
+    km_enclave *e;
+    km_server_limits *limits;
+    int fd;
+} conn_arg;
+
+static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER; /* guards limits->active */
+
+/* The handshake frames are tiny; refuse anything bigger before allocating. */
+#define HANDSHAKE_FRAME_MAX 256
+
+static km_err do_handshake(km_enclave *e, int fd, km_channel *ch) {
+    km_buf in;
+    km_buf_init(&in);
+    unsigned char reply[KM_CHANNEL_REPLY_LEN];
+    km_err err = km_net_read_frame(fd, &in, HANDSHAKE_FRAME_MAX);
+    if (!err)
+        err = km_channel_enclave_reply(e->ctx, ch, in.data, in.len, km_secret_cdata(e->key), reply);
+    if (!err) err = km_net_write_frame(fd, reply, sizeof reply);
+    if (!err) err = km_net_read_frame(fd, &in, HANDSHAKE_FRAME_MAX);
+    if (!err) err = km_channel_enclave_finish(e->ctx, ch, in.data, in.len, (const unsigned char (*)[32])e->gateways,
+                                              e->n_gateways);
+    km_buf_free(&in);
+    return err;
+}
+
+static void serve_connection(km_enclave *e, int fd) {
+    km_channel ch;
+    km_err err = do_handshake(e, fd, &ch);
+    if (err) {
+        /* Nothing is ever answered to an unauthenticated peer. */
+        fprintf(stderr, "keymeld-enclave: handshake refused: %s\n", km_strerror(err));
+        km_channel_clear(&ch);
+        return;
+    }
+    /* After the handshake, no read deadline: an idle gateway connection is normal. */
+    struct timeval tv = {0, 0};
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    km_buf in, out;
+    km_buf_init(&in);
+    km_buf_init(&out);
+    while (!e->stopping) {
+        size_t n;
+        if (km_net_read_frame(fd, &in, KM_FRAME_MAX) != KM_OK) break;
+        if (km_channel_open(&ch, in.data, in.len, &n) != KM_OK) break; /* tampering: drop the connection */
+        km_msg req;
+        out.len = 0;
+        km_buf resp;
+        km_buf_init(&resp);
+        if (km_msg_decode(&req, in.data, n) != KM_OK) {
+            if (km_msg_put_error(&resp, 0, KM_ERR_PARSE, "malformed envelope")) resp.failed = 1;
+        } else {
+            km_enclave_dispatch(e, &req, &resp);
+        }
+        int ok = !resp.failed && km_channel_seal(&ch, resp.data, resp.len, &out) == KM_OK &&
+                 km_net_write_frame(fd, out.data, out.len) == KM_OK;
+        km_buf_free(&resp);
+        km_wipe(in.data, in.cap); /* requests may carry secrets in transit */
+        if (!ok) break;
+    }
+    km_buf_free(&in);
+    km_buf_free(&out);
+    km_channel_clear(&ch);
+}
+
+static void *conn_main(void *p) {
+    conn_arg *a = p;
+    serve_connection(a->e, a->fd);
+    close(a->fd);
+    pthread_mutex_lock(&conn_lock);
+    a->limits->active--;
+    pthread_mutex_unlock(&conn_lock);
+    free(a);
+    return NULL;
+}
+
+int km_enclave_serve(km_enclave *e, int listen_fd, km_server_limits *limits) {
+    while (!e->stopping) {
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (e->stopping) break;
+            perror("keymeld-enclave: accept");
+            return -1;
+        }
+        pthread_mutex_lock(&conn_lock);
+        int full = limits->active >= limits->max_connections;
+        if (!full) limits->active++;
+        pthread_mutex_unlock(&conn_lock);
+        if (full) { /* over the cap: refuse instead of queueing unbounded work */
+            close(fd);
+            continue;
+        }
+        /* A peer that connects and never completes the handshake is cut off. */
+        struct timeval tv = {limits->handshake_timeout_s, 0};
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        conn_arg *a = malloc(sizeof *a);
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (!a || (a->e = e, a->limits = limits, a->fd = fd, pthread_create(&t, &attr, conn_main, a) != 0)) {
+            free(a);
+            close(fd);
+            pthread_mutex_lock(&conn_lock);
+            limits->active--;
+            pthread_mutex_unlock(&conn_lock);
+        }
+        pthread_attr_destroy(&attr);
+    }
+    return 0;
+}

@@ -1,0 +1,17 @@
+/* server.h — the enclave's accept loop. */
+#ifndef KM_ENCLAVE_SERVER_H
+#define KM_ENCLAVE_SERVER_H
+
+#include "enclave/enclave.h"
+
+typedef struct km_server_limits {
+    int max_connections;     /* concurrent gateway connections */
+    int handshake_timeout_s; /* a peer must finish the handshake within this */
+    int active;              /* current connections (guarded inside server.c) */
+} km_server_limits;
+
+/** Accepts connections on listen_fd until e->stopping is set. Returns 0, or -1
+ *  on a fatal accept error. */
+int km_enclave_serve(km_enclave *e, int listen_fd, km_server_limits *limits);
+
+#endif

@@ -1,0 +1,70 @@
+/* sessions.h — the enclave's in-memory tables: keygens, signing sessions,
+ * imported keys. Everything reachable from km_enclave_sessions is guarded by
+ * km_enclave.lock; secrets inside live in km_secret (locked memory). */
+#ifndef KM_ENCLAVE_SESSIONS_H
+#define KM_ENCLAVE_SESSIONS_H
+
+#include <stdint.h>
+
+#include "keymeld/cursor.h"
+#include "keymeld/musig.h"
+#include "keymeld/proto_keygen.h"
+#include "keymeld/secret.h"
+#include "keymeld/session_crypto.h"
+
+typedef struct km_enclave_counts {
+    uint32_t keygens, signings, keys;
+} km_enclave_counts;
+
+/** A participant whose key this enclave holds. */
+typedef struct km_local_participant {
+    km_secret *seckey;          /* 32 bytes */
+    unsigned char pubkey[33];
+    unsigned char auth_pub[32];
+    uint8_t flags;
+    unsigned char reg_digest[32]; /* SHA-256 of the registration plaintext: idempotency */
+    km_buf record;                /* the participant record we issued (returned on retry) */
+} km_local_participant;
+
+typedef struct km_keygen_state {
+    struct km_keygen_state *next;
+    km_uuid id;
+    unsigned char init_digest[32]; /* SHA-256 of the init plaintext: a re-init must match */
+    km_keygen_init init;           /* session_secret field is wiped; the secret lives in `secret` */
+    km_secret *secret;             /* the session secret (32 bytes) */
+    km_session *session;           /* keys derived from it */
+    int my_index;                  /* this enclave's index in init.enclave_pubs */
+    km_local_participant **locals; /* per participant; NULL unless registered here */
+    /* After KEYGEN_FINALIZE: */
+    int finalized;
+    unsigned char finalize_digest[32];
+    unsigned char (*pubkeys)[33];   /* all participants, init order */
+    unsigned char (*auth_pubs)[32];
+    uint8_t *flags;
+    km_musig_keyagg keyagg;         /* full set, default tweak applied */
+    km_musig_keyagg *subset_keyaggs; /* per subset, default tweak applied */
+    km_buf result;                  /* sealed result returned to every caller */
+} km_keygen_state;
+
+typedef struct km_enclave_sessions {
+    km_keygen_state *keygens;
+    km_enclave_counts counts;
+} km_enclave_sessions;
+
+/** An empty table, or NULL if out of memory. */
+km_enclave_sessions *km_sessions_new(void);
+/** Wipe and free every session and key. NULL is ignored. */
+void km_sessions_free(km_enclave_sessions *s);
+/** Current counts. */
+void km_sessions_count(const km_enclave_sessions *s, km_enclave_counts *out);
+
+/** The keygen with this id, or NULL. */
+km_keygen_state *km_sessions_find_keygen(km_enclave_sessions *s, const km_uuid *id);
+/** Link a new keygen into the table (takes ownership). */
+void km_sessions_add_keygen(km_enclave_sessions *s, km_keygen_state *k);
+/** Unlink and free a keygen (wiping its secrets). Returns 1 if it existed. */
+int km_sessions_remove_keygen(km_enclave_sessions *s, const km_uuid *id);
+/** Wipe and free one keygen state. NULL-safe. */
+void km_keygen_state_free(km_keygen_state *k);
+
+#endif
