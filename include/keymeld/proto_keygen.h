@@ -23,17 +23,17 @@ extern "C" {
 #endif
 
 #define KM_MAX_PARTICIPANTS 1000
-#define KM_MAX_SUBSETS 200
-#define KM_MAX_ENCLAVES 64
-#define KM_PROTO_VERSION 1
+#define KM_MAX_SUBSETS      200
+#define KM_MAX_ENCLAVES     64
+#define KM_PROTO_VERSION    1
 
 /** Flags of a participant. */
 #define KM_FLAG_REQUIRE_APPROVAL 0x01u
 
 /** Associated-data purposes (docs/PROTOCOL.md §4.3). */
-#define KM_AD_KEYGEN_INIT "keymeld/keygen-init/v1"
-#define KM_AD_REGISTER "keymeld/register/v1"
-#define KM_AD_PARTICIPANT "keymeld/participant/v1"
+#define KM_AD_KEYGEN_INIT   "keymeld/keygen-init/v1"
+#define KM_AD_REGISTER      "keymeld/register/v1"
+#define KM_AD_PARTICIPANT   "keymeld/participant/v1"
 #define KM_AD_KEYGEN_RESULT "keymeld/keygen-result/v1"
 /** Tag of the enclave's signature over a participant record. */
 #define KM_TAG_PARTICIPANT_RECORD "KeyMeld/participant-record"
@@ -91,7 +91,8 @@ typedef struct km_registration {
 } km_registration;
 #define KM_REGISTRATION_LEN 98
 
-void km_registration_encode(const km_registration *in, unsigned char out[KM_REGISTRATION_LEN]) KM_NONNULL(1, 2);
+void km_registration_encode(const km_registration *in, unsigned char out[KM_REGISTRATION_LEN])
+    KM_NONNULL(1, 2);
 /** Returns KM_OK; KM_ERR_PARSE (length); KM_ERR_UNSUPPORTED (version or unknown flag bits). */
 KM_WARN_UNUSED km_err km_registration_decode(km_registration *out, const unsigned char *p, size_t len)
     KM_NONNULL(1);
@@ -114,8 +115,8 @@ typedef struct km_participant_record {
 } km_participant_record;
 
 /** Parse a record. Returns KM_OK or KM_ERR_PARSE. */
-KM_WARN_UNUSED km_err km_participant_record_decode(km_participant_record *out, const unsigned char *p, size_t len)
-    KM_NONNULL(1);
+KM_WARN_UNUSED km_err km_participant_record_decode(km_participant_record *out, const unsigned char *p,
+                                                   size_t len) KM_NONNULL(1);
 
 /** Keygen result plaintext (sealed under the session data key):
  *  agg_xonly[32] | output_xonly[32] | u8 output_parity | u8 tweak_mode | tweak_data[32]

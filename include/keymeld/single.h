@@ -187,38 +187,10 @@ KM_WARN_UNUSED km_err km_single_ecdsa_verify_der(const km_ctx *ctx, const unsign
                                                  const unsigned char msg32[32], const unsigned char pub33[33])
     KM_NONNULL(1, 4, 5);
 
-/** BIP-341 TapTweak of an internal x-only key: t = hash_TapTweak(P || m),
- *  where m is the 32-byte merkle root, or nothing for a key-path-only output
- *  (BIP-86: no script tree).
- *
- *  Returns: KM_OK; KM_ERR_INVALID_POINT if internal32 is not a valid x-only
- *           key; KM_ERR_RANGE if t >= n (negligible, but the spec declares
- *           the output invalid then). t = 0 is legal. tweak32 zeroed on failure.
- *  Args:    ctx: the libkeymeld context.
- *  Out:     tweak32: 32 bytes.
- *  In:      internal32: 32-byte x-only internal key; merkle_root32: 32 bytes
- *           or NULL for no script tree.
- */
-KM_WARN_UNUSED km_err km_single_taproot_tweak(const km_ctx *ctx, unsigned char tweak32[32],
-                                              const unsigned char internal32[32],
-                                              const unsigned char *merkle_root32) KM_NONNULL(1, 2, 3);
-
-/** BIP-341 output key Q = P + t*G of an internal x-only key P (with t from
- *  km_single_taproot_tweak), as the 32-byte x-only key that goes into a P2TR
- *  scriptPubKey.
- *
- *  Returns: KM_OK; KM_ERR_INVALID_POINT; KM_ERR_RANGE (as above). Outputs
- *           zeroed on failure.
- *  Out:     output32: 32-byte x-only output key; parity: NULL or receives
- *           the parity of Q's Y (needed for script-path control blocks).
- *  In:      internal32, merkle_root32: as km_single_taproot_tweak.
- */
-KM_WARN_UNUSED km_err km_single_taproot_output_key(const km_ctx *ctx, unsigned char output32[32], int *parity,
-                                                   const unsigned char internal32[32],
-                                                   const unsigned char *merkle_root32) KM_NONNULL(1, 2, 4);
-
 /** The secret key that signs for the BIP-341 output key of seckey's x-only
- *  public key: d' = (d or n-d, whichever has an even-Y point) + t.
+ *  public key: d' = (d or n-d, whichever has an even-Y point) + t, with
+ *  t = km_taproot_tweak_hash(x(P), merkle_root) (keymeld/taproot.h, which also
+ *  computes the matching output key).
  *
  *  Signing a key-path spend with seckey directly would be a signature for the
  *  internal key, which the output does not commit to; this is the key to

@@ -8,7 +8,8 @@
 
 void km_keygen_init_free(km_keygen_init *in) {
     if (!in) return;
-    for (uint16_t i = 0; in->subsets && i < in->n_subsets; i++) free(in->subsets[i].members);
+    for (uint16_t i = 0; in->subsets && i < in->n_subsets; i++)
+        free(in->subsets[i].members);
     free(in->subsets);
     free(in->enclave_pubs);
     free(in->user_ids);
@@ -67,7 +68,8 @@ km_err km_keygen_init_encode(const km_keygen_init *in, km_buf *out) {
     for (uint16_t s = 0; s < in->n_subsets; s++) {
         (void)km_buf_put(out, in->subsets[s].id.b, 16);
         (void)km_buf_put_u16(out, in->subsets[s].n);
-        for (uint16_t i = 0; i < in->subsets[s].n; i++) (void)km_buf_put_u16(out, in->subsets[s].members[i]);
+        for (uint16_t i = 0; i < in->subsets[s].n; i++)
+            (void)km_buf_put_u16(out, in->subsets[s].members[i]);
     }
     (void)km_buf_put_u8(out, (uint8_t)in->tweak.mode);
     return km_buf_put(out, in->tweak.data, 32); /* km_buf errors are sticky */
@@ -131,7 +133,8 @@ km_err km_keygen_init_decode(km_keygen_init *out, const unsigned char *p, size_t
         }
         d->members = calloc(d->n, sizeof *d->members);
         if (!d->members) goto nomem;
-        for (uint16_t i = 0; i < d->n; i++) (void)km_cursor_get_u16(&c, &d->members[i]);
+        for (uint16_t i = 0; i < d->n; i++)
+            (void)km_cursor_get_u16(&c, &d->members[i]);
     }
     (void)km_cursor_get_u8(&c, &mode);
     (void)km_cursor_get_bytes(&c, out->tweak.data, 32);

@@ -17,6 +17,7 @@
 #include "keymeld/hash.h"
 #include "keymeld/secret.h"
 #include "keymeld/single.h"
+#include "keymeld/taproot.h"
 
 km_err km_single_seckey_check(const km_ctx *ctx, const unsigned char seckey[32]) {
     return secp256k1_ec_seckey_verify(km_ctx_secp(ctx), seckey) ? KM_OK : KM_ERR_INVALID_KEY;
@@ -205,51 +206,6 @@ km_err km_single_ecdsa_verify_der(const km_ctx *ctx, const unsigned char *der, s
     return km_single_ecdsa_verify(ctx, sig64, msg32, pub33);
 }
 
-km_err km_single_taproot_tweak(const km_ctx *ctx, unsigned char tweak32[32],
-                               const unsigned char internal32[32], const unsigned char *merkle_root32) {
-    const secp256k1_context *secp = km_ctx_secp(ctx);
-    secp256k1_xonly_pubkey xpk;
-    unsigned char buf[64];
-    memset(tweak32, 0, 32);
-    if (!secp256k1_xonly_pubkey_parse(secp, &xpk, internal32)) return KM_ERR_INVALID_POINT;
-    memcpy(buf, internal32, 32);
-    if (merkle_root32) memcpy(buf + 32, merkle_root32, 32);
-    km_tagged_hash(tweak32, "TapTweak", buf, merkle_root32 ? 64 : 32);
-    /* BIP-341 declares the output invalid when t >= n (chance ~2^-128). Zero
-     * is a legal tweak (Q = P), so only the range is checked, not seckey
-     * validity; libsecp256k1's tweak functions accept zero too. */
-    static const unsigned char zero[32] = {0};
-    if (memcmp(tweak32, zero, 32) != 0 && !secp256k1_ec_seckey_verify(secp, tweak32)) {
-        memset(tweak32, 0, 32);
-        return KM_ERR_RANGE;
-    }
-    return KM_OK;
-}
-
-km_err km_single_taproot_output_key(const km_ctx *ctx, unsigned char output32[32], int *parity,
-                                    const unsigned char internal32[32], const unsigned char *merkle_root32) {
-    const secp256k1_context *secp = km_ctx_secp(ctx);
-    secp256k1_xonly_pubkey xpk, out;
-    secp256k1_pubkey q;
-    unsigned char t[32];
-    int par = 0;
-    km_err err;
-
-    memset(output32, 0, 32);
-    if (parity) *parity = 0;
-    err = km_single_taproot_tweak(ctx, t, internal32, merkle_root32);
-    if (err != KM_OK) return err;
-    if (!secp256k1_xonly_pubkey_parse(secp, &xpk, internal32)) return KM_ERR_INVALID_POINT;
-    if (!secp256k1_xonly_pubkey_tweak_add(secp, &q, &xpk, t)) return KM_ERR_RANGE; /* Q at infinity */
-    if (!secp256k1_xonly_pubkey_from_pubkey(secp, &out, &par, &q) ||
-        !secp256k1_xonly_pubkey_serialize(secp, output32, &out)) {
-        memset(output32, 0, 32);
-        return KM_ERR_CRYPTO;
-    }
-    if (parity) *parity = par;
-    return KM_OK;
-}
-
 km_err km_single_taproot_tweak_seckey(const km_ctx *ctx, unsigned char out_seckey[32],
                                       const unsigned char seckey[32], const unsigned char *merkle_root32) {
     const secp256k1_context *secp = km_ctx_secp(ctx);
@@ -266,8 +222,7 @@ km_err km_single_taproot_tweak_seckey(const km_ctx *ctx, unsigned char out_secke
         err = KM_ERR_CRYPTO;
         goto out;
     }
-    err = km_single_taproot_tweak(ctx, t, internal, merkle_root32);
-    if (err != KM_OK) goto out;
+    km_taproot_tweak_hash(t, internal, merkle_root32); /* t >= n is refused by the tweak below */
     /* keypair_xonly_tweak_add negates the key first when its point has odd
      * Y, which is exactly BIP-341's taproot_tweak_seckey. */
     if (!secp256k1_keypair_xonly_tweak_add(secp, &kp, t)) {

@@ -55,7 +55,8 @@ void km_cmd_keygen_init(km_enclave *e, const unsigned char *body, size_t len, km
     km_keygen_init init;
     memset(&init, 0, sizeof init);
     km_err err = ad_for(&ad, KM_AD_KEYGEN_INIT, &id, e->pub, 33);
-    if (!err) err = km_ecies_open_secret(e->ctx, km_secret_cdata(e->key), ad.bytes, ad.len, blob, blob_len, &pt);
+    if (!err)
+        err = km_ecies_open_secret(e->ctx, km_secret_cdata(e->key), ad.bytes, ad.len, blob, blob_len, &pt);
     if (err) {
         km_reply_fail(r, err, "keygen_init: init blob does not open for this enclave and keygen");
         return;
@@ -176,9 +177,11 @@ void km_cmd_keygen_register(km_enclave *e, const unsigned char *body, size_t len
     km_ad ad;
     km_secret *pt = NULL, *reg_secret = NULL;
     km_err err = ad_for(&ad, KM_AD_REGISTER, &id, user.b, 16);
-    if (!err) err = km_ecies_open_secret(e->ctx, km_secret_cdata(e->key), ad.bytes, ad.len, blob, blob_len, &pt);
+    if (!err)
+        err = km_ecies_open_secret(e->ctx, km_secret_cdata(e->key), ad.bytes, ad.len, blob, blob_len, &pt);
     if (err) {
-        km_reply_fail(r, err, "keygen_register: registration does not open for this enclave, keygen and user");
+        km_reply_fail(r, err,
+                      "keygen_register: registration does not open for this enclave, keygen and user");
         return;
     }
     /* Decode straight into locked memory: the struct holds the secret key. */
@@ -253,8 +256,8 @@ void km_cmd_keygen_register(km_enclave *e, const unsigned char *body, size_t len
 }
 
 /* Checks one record and extracts the participant's public data into k. */
-static km_err accept_record(km_enclave *e, km_keygen_state *k, const unsigned char *p, size_t len, uint8_t *seen,
-                            km_reply *r) {
+static km_err accept_record(km_enclave *e, km_keygen_state *k, const unsigned char *p, size_t len,
+                            uint8_t *seen, km_reply *r) {
     const secp256k1_context *secp = km_ctx_secp(e->ctx);
     km_participant_record rec;
     if (km_participant_record_decode(&rec, p, len) != KM_OK) {
@@ -278,8 +281,8 @@ static km_err accept_record(km_enclave *e, km_keygen_state *k, const unsigned ch
     if (rec.enclave_index != ei || !secp256k1_ec_pubkey_parse(secp, &epk, k->init.enclave_pubs[ei], 33) ||
         !secp256k1_xonly_pubkey_from_pubkey(secp, &ex, NULL, &epk) ||
         !secp256k1_schnorrsig_verify(secp, rec.sig, rec.digest, 32, &ex)) {
-        km_reply_fail(r, KM_ERR_VERIFY, "keygen_finalize: record of participant %d is not signed by its enclave",
-                      idx);
+        km_reply_fail(r, KM_ERR_VERIFY,
+                      "keygen_finalize: record of participant %d is not signed by its enclave", idx);
         return r->err;
     }
     km_ad ad;
@@ -287,20 +290,24 @@ static km_err accept_record(km_enclave *e, km_keygen_state *k, const unsigned ch
     size_t info_len = 0;
     km_err err = ad_for(&ad, KM_AD_PARTICIPANT, &k->id, rec.user_id.b, 16);
     if (!err)
-        err = km_session_open(k->session, ad.bytes, ad.len, rec.sealed, rec.sealed_len, info, sizeof info, &info_len);
+        err = km_session_open(k->session, ad.bytes, ad.len, rec.sealed, rec.sealed_len, info, sizeof info,
+                              &info_len);
     if (err || info_len != sizeof info) {
-        km_reply_fail(r, err ? err : KM_ERR_PARSE, "keygen_finalize: record of participant %d does not open", idx);
+        km_reply_fail(r, err ? err : KM_ERR_PARSE, "keygen_finalize: record of participant %d does not open",
+                      idx);
         return r->err;
     }
     secp256k1_xonly_pubkey ax;
     if (km_musig_pubkey_check(e->ctx, info) != KM_OK || !secp256k1_xonly_pubkey_parse(secp, &ax, info + 33) ||
         (info[65] & ~KM_FLAG_REQUIRE_APPROVAL)) {
-        km_reply_fail(r, KM_ERR_INVALID_POINT, "keygen_finalize: record of participant %d holds invalid keys", idx);
+        km_reply_fail(r, KM_ERR_INVALID_POINT, "keygen_finalize: record of participant %d holds invalid keys",
+                      idx);
         return r->err;
     }
     /* Our own participants must match what they registered here. */
     if (ei == k->my_index && (!k->locals[idx] || memcmp(k->locals[idx]->pubkey, info, 33) != 0)) {
-        km_reply_fail(r, KM_ERR_VERIFY, "keygen_finalize: record of local participant %d does not match", idx);
+        km_reply_fail(r, KM_ERR_VERIFY, "keygen_finalize: record of local participant %d does not match",
+                      idx);
         return r->err;
     }
     memcpy(k->pubkeys[idx], info, 33);
@@ -326,7 +333,8 @@ static km_err aggregate_and_seal(km_enclave *e, km_keygen_state *k, km_reply *r)
     if (!keys) return KM_ERR_NOMEM;
     for (uint16_t s = 0; !err && s < k->init.n_subsets; s++) {
         const km_subset_def *d = &k->init.subsets[s];
-        for (uint16_t i = 0; i < d->n; i++) memcpy(keys[i], k->pubkeys[d->members[i]], 33);
+        for (uint16_t i = 0; i < d->n; i++)
+            memcpy(keys[i], k->pubkeys[d->members[i]], 33);
         err = km_musig_key_agg(e->ctx, &k->subset_keyaggs[s], &keys[0][0], d->n, &bad);
         if (!err) err = km_musig_keyagg_tweak(e->ctx, &k->subset_keyaggs[s], &k->init.tweak);
     }
@@ -372,7 +380,8 @@ void km_cmd_keygen_finalize(km_enclave *e, const unsigned char *body, size_t len
         km_reply_fail(r, KM_ERR_NOT_FOUND, "keygen_finalize: unknown keygen");
     } else if (k->finalized) {
         /* The aggregate is fixed once computed; a retry gets the same result. */
-        if (km_buf_put(&r->body, k->result.data, k->result.len)) km_reply_fail(r, KM_ERR_NOMEM, "out of memory");
+        if (km_buf_put(&r->body, k->result.data, k->result.len))
+            km_reply_fail(r, KM_ERR_NOMEM, "out of memory");
     } else if (n != k->init.n_participants) {
         km_reply_fail(r, KM_ERR_STATE, "keygen_finalize: %u records for %u participants", n,
                       k->init.n_participants);

@@ -20,12 +20,12 @@
  *  handler (no globals). */
 typedef struct km_enclave {
     km_ctx *ctx;
-    km_secret *key;                   /* enclave static secret key (32 bytes) */
-    unsigned char pub[33];            /* its compressed public key */
-    unsigned char fingerprint[32];    /* SHA-256(pub): the stable identity */
-    unsigned char (*gateways)[32];    /* allowed gateway credentials (x-only) */
+    km_secret *key;                /* enclave static secret key (32 bytes) */
+    unsigned char pub[33];         /* its compressed public key */
+    unsigned char fingerprint[32]; /* SHA-256(pub): the stable identity */
+    unsigned char (*gateways)[32]; /* allowed gateway credentials (x-only) */
     size_t n_gateways;
-    pthread_mutex_t lock;             /* guards the session tables below */
+    pthread_mutex_t lock; /* guards the session tables below */
     struct km_enclave_sessions *sessions;
     volatile int stopping;
 } km_enclave;

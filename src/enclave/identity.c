@@ -16,11 +16,12 @@
 #include "keymeld/hash.h"
 #include "keymeld/hex.h"
 
-#define IDENTITY_FILE "enclave-key.sealed"
+#define IDENTITY_FILE  "enclave-key.sealed"
 #define IDENTITY_LABEL "keymeld/enclave-key/v1"
-#define KEY_FILE_MAX 128
+#define KEY_FILE_MAX   128
 
-static km_err read_small_file(const char *path, unsigned char *buf, size_t cap, size_t *len, int require_private) {
+static km_err read_small_file(const char *path, unsigned char *buf, size_t cap, size_t *len,
+                              int require_private) {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return errno == ENOENT ? KM_ERR_NOT_FOUND : KM_ERR_IO;
     struct stat st;
@@ -51,9 +52,9 @@ km_err km_read_key_file(km_ctx *ctx, const char *path, km_secret **out, const ch
     *out = NULL;
     km_err err = read_small_file(path, buf, sizeof buf, &len, 1);
     if (err) {
-        *detail = err == KM_ERR_STATE    ? "key file is readable by group or others (chmod 600)"
-                  : err == KM_ERR_RANGE  ? "key file too large"
-                                         : "cannot read key file";
+        *detail = err == KM_ERR_STATE   ? "key file is readable by group or others (chmod 600)"
+                  : err == KM_ERR_RANGE ? "key file too large"
+                                        : "cannot read key file";
         return err;
     }
     if (len > 0 && buf[len - 1] == '\n') len--;

@@ -72,8 +72,10 @@ static int parse_opts(int argc, char **argv, run_opts *o) {
         else if (strcmp(a, "--sealing-key") == 0)
             o->sealing_key = v;
         else if (strcmp(a, "--gateway-key") == 0) {
-            if (o->n_gateways == MAX_GATEWAY_KEYS || km_hex_decode(o->gateways[o->n_gateways], 32, v, strlen(v))) {
-                fprintf(stderr, "keymeld-enclave: --gateway-key must be 64 lowercase hex digits (max %d keys)\n",
+            if (o->n_gateways == MAX_GATEWAY_KEYS ||
+                km_hex_decode(o->gateways[o->n_gateways], 32, v, strlen(v))) {
+                fprintf(stderr,
+                        "keymeld-enclave: --gateway-key must be 64 lowercase hex digits (max %d keys)\n",
                         MAX_GATEWAY_KEYS);
                 return -1;
             }

@@ -31,12 +31,12 @@ static km_err do_handshake(km_enclave *e, int fd, km_channel *ch) {
     km_buf_init(&in);
     unsigned char reply[KM_CHANNEL_REPLY_LEN];
     km_err err = km_net_read_frame(fd, &in, HANDSHAKE_FRAME_MAX);
-    if (!err)
-        err = km_channel_enclave_reply(e->ctx, ch, in.data, in.len, km_secret_cdata(e->key), reply);
+    if (!err) err = km_channel_enclave_reply(e->ctx, ch, in.data, in.len, km_secret_cdata(e->key), reply);
     if (!err) err = km_net_write_frame(fd, reply, sizeof reply);
     if (!err) err = km_net_read_frame(fd, &in, HANDSHAKE_FRAME_MAX);
-    if (!err) err = km_channel_enclave_finish(e->ctx, ch, in.data, in.len, (const unsigned char (*)[32])e->gateways,
-                                              e->n_gateways);
+    if (!err)
+        err = km_channel_enclave_finish(e->ctx, ch, in.data, in.len, (const unsigned char(*)[32])e->gateways,
+                                        e->n_gateways);
     km_buf_free(&in);
     return err;
 }

@@ -18,7 +18,7 @@ typedef struct km_enclave_counts {
 
 /** A participant whose key this enclave holds. */
 typedef struct km_local_participant {
-    km_secret *seckey;          /* 32 bytes */
+    km_secret *seckey; /* 32 bytes */
     unsigned char pubkey[33];
     unsigned char auth_pub[32];
     uint8_t flags;
@@ -38,12 +38,12 @@ typedef struct km_keygen_state {
     /* After KEYGEN_FINALIZE: */
     int finalized;
     unsigned char finalize_digest[32];
-    unsigned char (*pubkeys)[33];   /* all participants, init order */
+    unsigned char (*pubkeys)[33]; /* all participants, init order */
     unsigned char (*auth_pubs)[32];
     uint8_t *flags;
-    km_musig_keyagg keyagg;         /* full set, default tweak applied */
+    km_musig_keyagg keyagg;          /* full set, default tweak applied */
     km_musig_keyagg *subset_keyaggs; /* per subset, default tweak applied */
-    km_buf result;                  /* sealed result returned to every caller */
+    km_buf result;                   /* sealed result returned to every caller */
 } km_keygen_state;
 
 typedef struct km_enclave_sessions {

@@ -5,8 +5,8 @@
 #include "net/enclave_client.h"
 #include "net/net.h"
 
-km_err km_enclave_conn_open(km_enclave_conn *c, km_ctx *ctx, const char *addr, const unsigned char enclave_pub[33],
-                            const unsigned char gateway_seckey[32]) {
+km_err km_enclave_conn_open(km_enclave_conn *c, km_ctx *ctx, const char *addr,
+                            const unsigned char enclave_pub[33], const unsigned char gateway_seckey[32]) {
     memset(c, 0, sizeof *c);
     c->ctx = ctx;
     c->next_id = 1;
@@ -20,7 +20,8 @@ km_err km_enclave_conn_open(km_enclave_conn *c, km_ctx *ctx, const char *addr, c
     if (!err) err = km_net_write_frame(c->fd, hello, sizeof hello);
     if (!err) err = km_net_read_frame(c->fd, &c->in, 1024);
     if (!err)
-        err = km_channel_gateway_finish(ctx, &c->ch, c->in.data, c->in.len, enclave_pub, gateway_seckey, auth);
+        err =
+            km_channel_gateway_finish(ctx, &c->ch, c->in.data, c->in.len, enclave_pub, gateway_seckey, auth);
     if (!err) err = km_net_write_frame(c->fd, auth, sizeof auth);
     if (err) km_enclave_conn_close(c);
     return err;

@@ -15,14 +15,14 @@ typedef struct km_enclave_conn {
     int fd;
     km_channel ch;
     uint32_t next_id;
-    km_buf in;  /* last received frame (response bodies point into it) */
+    km_buf in; /* last received frame (response bodies point into it) */
     km_buf out;
 } km_enclave_conn;
 
 /** Connect to addr and run the handshake, pinning enclave_pub and proving the
  *  gateway credential. Returns KM_OK or the error (connection closed). */
-km_err km_enclave_conn_open(km_enclave_conn *c, km_ctx *ctx, const char *addr, const unsigned char enclave_pub[33],
-                            const unsigned char gateway_seckey[32]);
+km_err km_enclave_conn_open(km_enclave_conn *c, km_ctx *ctx, const char *addr,
+                            const unsigned char enclave_pub[33], const unsigned char gateway_seckey[32]);
 
 /** Send one request and wait for its response. On KM_OK, *resp describes the
  *  response (its body is valid until the next call); the enclave's status is

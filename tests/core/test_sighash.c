@@ -26,6 +26,7 @@
 #include "keymeld/hex.h"
 #include "keymeld/secret.h"
 #include "keymeld/single.h"
+#include "keymeld/taproot.h"
 #include "keymeld/tx.h"
 
 #define VECTORS KM_VECTORS_DIR "/bip341/wallet-test-vectors.json"
@@ -170,13 +171,18 @@ static void test_key_path_vectors(void **state) {
             /* Keys and tweak. */
             assert_int_equal(km_single_xonly_pubkey(g_ctx, internal, sk), KM_OK);
             assert_hex_equal(internal, 32, jstr(im, "internalPubkey"), "internalPubkey", idx);
-            assert_int_equal(km_single_taproot_tweak(g_ctx, tweak, internal, rootp), KM_OK);
+            km_taproot_tweak_hash(tweak, internal, rootp);
             assert_hex_equal(tweak, 32, jstr(im, "tweak"), "tweak", idx);
             assert_int_equal(km_single_taproot_tweak_seckey(g_ctx, tsk, sk, rootp), KM_OK);
             assert_hex_equal(tsk, 32, jstr(im, "tweakedPrivkey"), "tweakedPrivkey", idx);
             /* The tweaked key is the one in the spent output's scriptPubKey. */
             unsigned char q[32], spk[34];
-            assert_int_equal(km_single_taproot_output_key(g_ctx, q, NULL, internal, rootp), KM_OK);
+            km_tweak tw;
+            if (rootp)
+                km_tweak_bip341(&tw, rootp);
+            else
+                km_tweak_bip86(&tw);
+            assert_int_equal(km_taproot_output_key(g_ctx, q, NULL, internal, &tw), KM_OK);
             assert_int_equal(km_tx_p2tr_script(g_ctx, spk, q), KM_OK);
             assert_int_equal(ss.spent[idx].script_len, 34);
             assert_memory_equal(ss.spent[idx].script_pubkey, spk, 34);
@@ -287,9 +293,14 @@ static void test_script_pubkey_vectors(void **state) {
         }
         /* The merkle root itself comes from the script tree (script-path
          * construction, not in this module); the vector states it. */
-        assert_int_equal(km_single_taproot_tweak(g_ctx, tweak, internal, rootp), KM_OK);
+        km_taproot_tweak_hash(tweak, internal, rootp);
         assert_hex_equal(tweak, 32, jstr(im, "tweak"), "tweak", (int)i);
-        assert_int_equal(km_single_taproot_output_key(g_ctx, q, NULL, internal, rootp), KM_OK);
+        km_tweak tw;
+        if (rootp)
+            km_tweak_bip341(&tw, rootp);
+        else
+            km_tweak_bip86(&tw);
+        assert_int_equal(km_taproot_output_key(g_ctx, q, NULL, internal, &tw), KM_OK);
         assert_hex_equal(q, 32, jstr(im, "tweakedPubkey"), "tweakedPubkey", (int)i);
         assert_int_equal(km_tx_p2tr_script(g_ctx, spk, q), KM_OK);
         assert_hex_equal(spk, 34, jstr(ex, "scriptPubKey"), "scriptPubKey", (int)i);
@@ -533,12 +544,12 @@ static void test_build_and_witness(void **state) {
     km_sha256(prev, "prev", 4);
     sk[31] = 3;
     assert_int_equal(
-        km_single_taproot_output_key(
-            g_ctx, q, NULL,
-            (const unsigned char[32]){0xf9, 0x30, 0x8a, 0x01, 0x92, 0x58, 0xc3, 0x10, 0x49, 0x34, 0x4f,
-                                      0x85, 0xf8, 0x9d, 0x52, 0x29, 0xb5, 0x31, 0xc8, 0x45, 0x83, 0x6f,
-                                      0x99, 0xb0, 0x86, 0x01, 0xf1, 0x13, 0xbc, 0xe0, 0x36, 0xf9},
-            NULL),
+        km_taproot_output_key(g_ctx, q, NULL,
+                              (const unsigned char[32]){0xf9, 0x30, 0x8a, 0x01, 0x92, 0x58, 0xc3, 0x10,
+                                                        0x49, 0x34, 0x4f, 0x85, 0xf8, 0x9d, 0x52, 0x29,
+                                                        0xb5, 0x31, 0xc8, 0x45, 0x83, 0x6f, 0x99, 0xb0,
+                                                        0x86, 0x01, 0xf1, 0x13, 0xbc, 0xe0, 0x36, 0xf9},
+                              &(const km_tweak){.mode = KM_TWEAK_BIP86}),
         KM_OK);
     assert_int_equal(km_tx_p2tr_script(g_ctx, spk, q), KM_OK);
     assert_int_equal(spk[0], 0x51);

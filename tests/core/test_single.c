@@ -17,6 +17,7 @@
 #include "keymeld/hash.h"
 #include "keymeld/secret.h"
 #include "keymeld/single.h"
+#include "keymeld/taproot.h"
 
 /* The group order n and n/2 (floor), big-endian. */
 static const unsigned char ORDER[32] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
@@ -383,7 +384,7 @@ static void test_ecdsa_der(void **state) {
 
 static void test_taproot_keys(void **state) {
     (void)state;
-    unsigned char sk[32], tsk[32], internal[32], q[32], qk[32], root[32], t[32], msg[32], sig[64];
+    unsigned char sk[32], tsk[32], internal[32], q[32], qk[32], root[32], msg[32], sig[64];
     int parity = -1;
     random_key(sk);
     assert_int_equal(km_single_xonly_pubkey(g_ctx, internal, sk), KM_OK);
@@ -391,8 +392,12 @@ static void test_taproot_keys(void **state) {
     km_sha256(msg, "msg", 3);
     for (int with_root = 0; with_root < 2; with_root++) {
         const unsigned char *m = with_root ? root : NULL;
-        assert_int_equal(km_single_taproot_tweak(g_ctx, t, internal, m), KM_OK);
-        assert_int_equal(km_single_taproot_output_key(g_ctx, q, &parity, internal, m), KM_OK);
+        km_tweak tw;
+        if (m)
+            km_tweak_bip341(&tw, m);
+        else
+            km_tweak_bip86(&tw);
+        assert_int_equal(km_taproot_output_key(g_ctx, q, &parity, internal, &tw), KM_OK);
         assert_true(parity == 0 || parity == 1);
         assert_memory_not_equal(q, internal, 32);
         assert_int_equal(km_single_taproot_tweak_seckey(g_ctx, tsk, sk, m), KM_OK);
@@ -407,14 +412,14 @@ static void test_taproot_keys(void **state) {
     }
     /* Root or no root commits to different keys. */
     unsigned char q0[32];
-    assert_int_equal(km_single_taproot_output_key(g_ctx, q0, NULL, internal, NULL), KM_OK);
+    assert_int_equal(
+        km_taproot_output_key(g_ctx, q0, NULL, internal, &(const km_tweak){.mode = KM_TWEAK_BIP86}), KM_OK);
     assert_memory_not_equal(q0, q, 32);
     unsigned char badx[32];
     memset(badx, 0xff, 32);
-    memset(t, 0xaa, 32);
-    assert_int_equal(km_single_taproot_tweak(g_ctx, t, badx, NULL), KM_ERR_INVALID_POINT);
-    assert_memory_equal(t, ZERO64, 32);
-    assert_int_equal(km_single_taproot_output_key(g_ctx, q, &parity, badx, root), KM_ERR_INVALID_POINT);
+    km_tweak tw;
+    km_tweak_bip341(&tw, root);
+    assert_int_equal(km_taproot_output_key(g_ctx, q, &parity, badx, &tw), KM_ERR_INVALID_POINT);
     assert_memory_equal(q, ZERO64, 32);
     km_wipe(sk, 32);
     km_wipe(tsk, 32);

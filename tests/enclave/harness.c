@@ -46,7 +46,8 @@ static int run_capture(char *const argv[], char *out, size_t cap) {
     close(p[1]);
     size_t got = 0;
     ssize_t r;
-    while ((r = read(p[0], out + got, cap - 1 - got)) > 0) got += (size_t)r;
+    while ((r = read(p[0], out + got, cap - 1 - got)) > 0)
+        got += (size_t)r;
     out[got] = '\0';
     close(p[0]);
     int st;
@@ -61,13 +62,14 @@ static int spawn(km_test_enclave *t) {
     /* The identity is created (or loaded) by `pubkey` before `run` starts. */
     char *pk_argv[] = {KM_ENCLAVE_BIN, "pubkey", "--state-dir", t->dir, "--sealing-key", sealing, NULL};
     char out[256];
-    if (run_capture(pk_argv, out, sizeof out) != 0 || strlen(out) < 66 || km_hex_decode(t->pub, 33, out, 66) != KM_OK)
+    if (run_capture(pk_argv, out, sizeof out) != 0 || strlen(out) < 66 ||
+        km_hex_decode(t->pub, 33, out, 66) != KM_OK)
         return -1;
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
-        execl(KM_ENCLAVE_BIN, KM_ENCLAVE_BIN, "run", "--listen", t->addr, "--state-dir", t->dir, "--sealing-key",
-              sealing, "--gateway-key", gw, (char *)NULL);
+        execl(KM_ENCLAVE_BIN, KM_ENCLAVE_BIN, "run", "--listen", t->addr, "--state-dir", t->dir,
+              "--sealing-key", sealing, "--gateway-key", gw, (char *)NULL);
         _exit(127);
     }
     t->pid = pid;

@@ -119,7 +119,8 @@ static void finalize_body(km_buf *body, km_buf *const *recs, int n) {
     km_buf_init(body);
     assert_int_equal(km_buf_put(body, W.keygen_id.b, 16), KM_OK);
     assert_int_equal(km_buf_put_u16(body, (uint16_t)n), KM_OK);
-    for (int i = 0; i < n; i++) put_vbytes(body, recs[i]->data, recs[i]->len);
+    for (int i = 0; i < n; i++)
+        put_vbytes(body, recs[i]->data, recs[i]->len);
 }
 
 static int setup(void **state) {
@@ -148,7 +149,8 @@ static int teardown(void **state) {
         km_enclave_conn_close(&W.conn[i]);
         km_test_enclave_destroy(&W.enc[i]);
     }
-    for (int u = 0; u < N_USERS; u++) km_buf_free(&W.records[u]);
+    for (int u = 0; u < N_USERS; u++)
+        km_buf_free(&W.records[u]);
     km_ctx_destroy(W.ctx);
     return 0;
 }
@@ -180,7 +182,8 @@ static void test_info_and_unknown_gateway(void **state) {
     /* A gateway that expects another enclave key refuses this one. */
     unsigned char other_pub[33];
     km_test_keypair(W.ctx, sec, other_pub, NULL);
-    assert_int_equal(km_enclave_conn_open(&stray, W.ctx, W.enc[0].addr, other_pub, W.enc[0].gw_sec), KM_ERR_VERIFY);
+    assert_int_equal(km_enclave_conn_open(&stray, W.ctx, W.enc[0].addr, other_pub, W.enc[0].gw_sec),
+                     KM_ERR_VERIFY);
     km_buf_free(&empty);
     km_buf_free(&out);
 }
