@@ -232,51 +232,6 @@ static void test_rejects_other_root(void **state) {
     EVP_PKEY_free(key);
 }
 
-/* Every byte of the document matters: the outer framing through strict
- * parsing, the protected header and payload through the signature, the
- * signature itself through ECDSA. Flip one bit (a different bit per
- * position) at every position; every variant must be refused. */
-static void test_rejects_every_bit_flip(void **state) {
-    fixture *fx = *state;
-    km_attest_policy pol = policy_at(T_VALID);
-    unsigned char *doc = malloc(fx->doc_len);
-    assert_non_null(doc);
-    memcpy(doc, fx->doc, fx->doc_len);
-    size_t count[KM_ATTEST_REASON__COUNT] = {0};
-    for (size_t i = 0; i < fx->doc_len; i++) {
-        unsigned char bit = (unsigned char)(1u << (i % 8));
-        doc[i] ^= bit;
-        km_attest_reason why = verify(doc, fx->doc_len, fx->root_pem, fx->root_pem_len, &pol);
-        if (why == KM_ATTEST_OK) printf("accepted with byte %zu ^ 0x%02x\n", i, bit);
-        assert_int_not_equal(why, KM_ATTEST_OK);
-        count[why]++;
-        doc[i] ^= bit;
-    }
-    printf("bit flips: %zu positions, all rejected:\n", fx->doc_len);
-    for (int r = 0; r < KM_ATTEST_REASON__COUNT; r++)
-        if (count[r]) printf("  %-55s %zu\n", km_attest_reason_str((km_attest_reason)r), count[r]);
-    /* the signature and the signed payload dominate */
-    assert_true(count[KM_ATTEST_BAD_SIGNATURE] > 4000);
-    free(doc);
-}
-
-static void test_rejects_truncation_and_trailing(void **state) {
-    fixture *fx = *state;
-    km_attest_policy pol = policy_at(T_VALID);
-    for (size_t n = 1; n < fx->doc_len; n++)
-        assert_int_not_equal(verify(fx->doc, n, fx->root_pem, fx->root_pem_len, &pol), KM_ATTEST_OK);
-    unsigned char *doc = malloc(fx->doc_len + 4);
-    assert_non_null(doc);
-    memcpy(doc, fx->doc, fx->doc_len);
-    static const unsigned char extra[] = {0x00, 0xa0, 0xf6, 0x40};
-    for (size_t i = 0; i < sizeof extra; i++) {
-        doc[fx->doc_len] = extra[i];
-        assert_int_equal(verify(doc, fx->doc_len + 1, fx->root_pem, fx->root_pem_len, &pol),
-                         KM_ATTEST_MALFORMED);
-    }
-    free(doc);
-}
-
 static void test_cose_tag(void **state) {
     fixture *fx = *state;
     km_attest_policy pol = policy_at(T_VALID);
@@ -504,8 +459,6 @@ int main(void) {
         cmocka_unit_test(test_root_in_der),
         cmocka_unit_test(test_rejects_outside_validity),
         cmocka_unit_test(test_rejects_other_root),
-        cmocka_unit_test(test_rejects_every_bit_flip),
-        cmocka_unit_test(test_rejects_truncation_and_trailing),
         cmocka_unit_test(test_cose_tag),
         cmocka_unit_test(test_rejects_unsigned_reencodings),
         cmocka_unit_test(test_expected_pcrs),
