@@ -54,24 +54,40 @@ extern "C" {
 /** Which check a document failed. Values are stable (they may appear in logs
  *  and API errors); only append. */
 typedef enum km_attest_reason {
-    KM_ATTEST_OK = 0,          /**< the document passed every check */
-    KM_ATTEST_MALFORMED = 1,   /**< not strict, well-formed CBOR/COSE_Sign1 */
-    KM_ATTEST_BAD_HEADER = 2,  /**< protected header is not exactly {alg: ES384}, or unprotected not empty */
-    KM_ATTEST_BAD_PAYLOAD = 3, /**< payload field missing, duplicated, unknown, wrong type or size */
-    KM_ATTEST_BAD_CERT = 4,    /**< certificate unparsable, or leaf key is not ECDSA P-384 */
-    KM_ATTEST_ROOT_MISMATCH = 5, /**< cabundle[0] is not byte-equal to the pinned root */
-    KM_ATTEST_CERT_EXPIRED = 6,  /**< a certificate of the chain expired before the validation time */
-    KM_ATTEST_CERT_NOT_YET_VALID =
-        7,                         /**< a certificate of the chain is not valid yet at the validation time */
-    KM_ATTEST_CHAIN_INVALID = 8,   /**< the chain does not verify (signature, CA flags, order) */
-    KM_ATTEST_BAD_SIGNATURE = 9,   /**< the COSE signature does not verify under the leaf key */
-    KM_ATTEST_STALE = 10,          /**< timestamp older than max_age_ms before the validation time */
-    KM_ATTEST_FUTURE = 11,         /**< timestamp more than max_future_ms after the validation time */
-    KM_ATTEST_PCR_MISMATCH = 12,   /**< an expected PCR is absent or differs */
-    KM_ATTEST_NONCE_MISMATCH = 13, /**< the nonce is absent or differs from the expected one */
-    KM_ATTEST_PUBLIC_KEY_MISMATCH = 14, /**< public_key is absent or differs from the expected one */
-    KM_ATTEST_BAD_ROOT = 15,            /**< the pinned root given by the caller cannot be parsed */
-    KM_ATTEST_REASON__COUNT             /**< number of reasons; not a reason */
+    /** The document passed every check. */
+    KM_ATTEST_OK = 0,
+    /** Not strict, well-formed CBOR, or not a 4-element COSE_Sign1. */
+    KM_ATTEST_MALFORMED = 1,
+    /** Protected header not exactly {alg: ES384}, or unprotected header not empty. */
+    KM_ATTEST_BAD_HEADER = 2,
+    /** A payload field missing, duplicated, unknown, of the wrong type or size. */
+    KM_ATTEST_BAD_PAYLOAD = 3,
+    /** A certificate is unparsable, or the leaf key is not ECDSA P-384. */
+    KM_ATTEST_BAD_CERT = 4,
+    /** cabundle[0] is not byte-equal to the pinned root. */
+    KM_ATTEST_ROOT_MISMATCH = 5,
+    /** A certificate of the chain has expired at the validation time. */
+    KM_ATTEST_CERT_EXPIRED = 6,
+    /** A certificate of the chain is not yet valid at the validation time. */
+    KM_ATTEST_CERT_NOT_YET_VALID = 7,
+    /** The chain does not verify (signature, CA flags, order, leaf usage). */
+    KM_ATTEST_CHAIN_INVALID = 8,
+    /** The COSE signature does not verify under the leaf key. */
+    KM_ATTEST_BAD_SIGNATURE = 9,
+    /** The timestamp is more than max_age_ms before the validation time. */
+    KM_ATTEST_STALE = 10,
+    /** The timestamp is more than max_future_ms after the validation time. */
+    KM_ATTEST_FUTURE = 11,
+    /** An expected PCR is absent or differs. */
+    KM_ATTEST_PCR_MISMATCH = 12,
+    /** The nonce is absent or differs from the expected one. */
+    KM_ATTEST_NONCE_MISMATCH = 13,
+    /** public_key is absent or differs from the expected one. */
+    KM_ATTEST_PUBLIC_KEY_MISMATCH = 14,
+    /** The pinned root given by the caller cannot be parsed. */
+    KM_ATTEST_BAD_ROOT = 15,
+    /** Number of reasons; not a reason. */
+    KM_ATTEST_REASON__COUNT
 } km_attest_reason;
 
 /** Describe a reason. Returns: a static English string, never NULL
@@ -154,13 +170,18 @@ typedef struct km_attest_doc {
  *  Returns: KM_OK if every check passed;
  *           KM_ERR_PARSE if the document is malformed (reason MALFORMED,
  *             BAD_HEADER or BAD_PAYLOAD);
- *           KM_ERR_ATTESTATION if it is well formed but fails a check
- *             (reason names which);
+ *           KM_ERR_ATTESTATION if it fails any other check (reason names
+ *             which; an unparsable certificate is BAD_CERT);
  *           KM_ERR_ARG for a bad argument: NULL doc/root/policy, doc_len 0 or
  *             above KM_ATTEST_MAX_DOC_LEN, now above KM_ATTEST_MAX_TIME, an
- *             invalid expected PCR, an oversize expected nonce, or a pinned
- *             root that cannot be parsed (reason BAD_ROOT);
- *           KM_ERR_NOMEM / KM_ERR_CRYPTO on allocation or OpenSSL failure.
+ *             invalid expected PCR (index >= 32, length not 32/48/64, NULL
+ *             array with a count), an expected nonce longer than
+ *             KM_ATTEST_NONCE_MAX, an expected public key of 0 or more than
+ *             KM_ATTEST_PUBLIC_KEY_MAX bytes (reason KM_ATTEST_OK for all
+ *             these), or a pinned root that cannot be parsed (reason
+ *             BAD_ROOT);
+ *           KM_ERR_NOMEM / KM_ERR_CRYPTO on allocation or OpenSSL failure
+ *             (reason: the check being made).
  *  Out:     out: if non-NULL, on KM_OK receives a newly allocated document
  *             the caller frees with km_attest_doc_free; set to NULL on any
  *             failure (nothing partial escapes).

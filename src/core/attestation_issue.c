@@ -6,7 +6,6 @@
  * which root the client chose to pin. Everything here produces bytes for the
  * caller to store: no files, no global state.
  */
-#include <limits.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -18,7 +17,6 @@
 #include "core/cose_internal.h"
 #include "keymeld/aead.h"
 #include "keymeld/attestation.h"
-#include "keymeld/secret.h"
 
 #define DEV_CN_MAX 64
 #define DEV_ORG    "KeyMeld development (not for production)"

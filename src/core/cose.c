@@ -7,14 +7,12 @@
  * the DER ECDSA-Sig-Value OpenSSL speaks.
  */
 #include <openssl/bn.h>
-#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/cose_internal.h"
-#include "keymeld/secret.h"
 
 const unsigned char km_cose_es384_protected[4] = {0xa1, 0x01, 0x38, 0x22};
 
