@@ -3,6 +3,7 @@
 #define KEYMELD_KEYMELD_H
 #include "keymeld/adaptor.h"
 #include "keymeld/aead.h"
+#include "keymeld/attestation.h"
 #include "keymeld/channel.h"
 #include "keymeld/context.h"
 #include "keymeld/cursor.h"
@@ -12,6 +13,7 @@
 #include "keymeld/hex.h"
 #include "keymeld/musig.h"
 #include "keymeld/proto_keygen.h"
+#include "keymeld/proto_sign.h"
 #include "keymeld/protocol.h"
 #include "keymeld/reqauth.h"
 #include "keymeld/seal.h"

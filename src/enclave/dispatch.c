@@ -19,6 +19,10 @@ static const struct {
     {KM_CMD_KEYGEN_INIT, km_cmd_keygen_init},
     {KM_CMD_KEYGEN_REGISTER, km_cmd_keygen_register},
     {KM_CMD_KEYGEN_FINALIZE, km_cmd_keygen_finalize},
+    {KM_CMD_SIGN_INIT, km_cmd_sign_init},
+    {KM_CMD_SIGN_APPROVE, km_cmd_sign_approve},
+    {KM_CMD_SIGN_PARTIAL, km_cmd_sign_partial},
+    {KM_CMD_SIGN_FINALIZE, km_cmd_sign_finalize},
 };
 
 void km_reply_fail(km_reply *r, km_err err, const char *fmt, ...) {

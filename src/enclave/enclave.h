@@ -52,5 +52,9 @@ void km_cmd_info(km_enclave *e, const unsigned char *body, size_t len, km_reply 
 void km_cmd_keygen_init(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
 void km_cmd_keygen_register(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
 void km_cmd_keygen_finalize(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
+void km_cmd_sign_init(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
+void km_cmd_sign_approve(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
+void km_cmd_sign_partial(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
+void km_cmd_sign_finalize(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
 
 #endif

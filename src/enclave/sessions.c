@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "enclave/sessions.h"
+#include "enclave/signing.h"
 
 km_enclave_sessions *km_sessions_new(void) {
     return calloc(1, sizeof(km_enclave_sessions));
@@ -35,6 +36,7 @@ void km_keygen_state_free(km_keygen_state *k) {
 
 void km_sessions_free(km_enclave_sessions *s) {
     if (!s) return;
+    km_signing_free_all(s); /* signings point into keygens: free them first */
     while (s->keygens) {
         km_keygen_state *next = s->keygens->next;
         km_keygen_state_free(s->keygens);
@@ -63,6 +65,7 @@ int km_sessions_remove_keygen(km_enclave_sessions *s, const km_uuid *id) {
     for (km_keygen_state **pp = &s->keygens; *pp; pp = &(*pp)->next) {
         if (memcmp((*pp)->id.b, id->b, 16) == 0) {
             km_keygen_state *k = *pp;
+            km_signing_remove_for_keygen(s, k);
             *pp = k->next;
             km_keygen_state_free(k);
             s->counts.keygens--;

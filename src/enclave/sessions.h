@@ -46,8 +46,11 @@ typedef struct km_keygen_state {
     km_buf result;                   /* sealed result returned to every caller */
 } km_keygen_state;
 
+struct km_signing_state; /* enclave/signing.h */
+
 typedef struct km_enclave_sessions {
     km_keygen_state *keygens;
+    struct km_signing_state *signings;
     km_enclave_counts counts;
 } km_enclave_sessions;
 

@@ -1,0 +1,333 @@
+/* test_enclave_signing.c — MuSig2 signing across real enclave processes:
+ * regular, per-item tweak, subset and adaptor (Single/And/Or) items in one
+ * batch; approvals enforced in the enclave; nonce-reuse and tampering
+ * refused; a bad result never leaves an enclave. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <secp256k1_schnorrsig.h>
+
+#include "keymeld/adaptor.h"
+#include "keymeld/aead.h"
+#include "keymeld/hash.h"
+#include "keymeld/single.h"
+#include "tests/enclave/flows.h"
+
+#define N_USERS 3
+
+static flow_world W;
+
+static int setup(void **state) {
+    (void)state;
+    if (flow_start(&W, 2, N_USERS) != 0) return -1;
+    /* Subset {0, 2}, spanning both enclaves. */
+    W.n_subsets = 1;
+    W.subsets[0].n = 2;
+    W.subset_members[0][0] = 0;
+    W.subset_members[0][1] = 2;
+    W.subsets[0].members = W.subset_members[0];
+    if (km_uuid_v7(&W.subsets[0].id, 77)) return -1;
+    W.flags[1] = KM_FLAG_REQUIRE_APPROVAL; /* user 1 must approve every batch */
+    return flow_keygen(&W);
+}
+
+static int teardown(void **state) {
+    (void)state;
+    flow_stop(&W);
+    return 0;
+}
+
+static void make_item(km_sign_item *it, const char *msg) {
+    memset(it, 0, sizeof *it);
+    assert_int_equal(km_uuid_v7(&it->id, 1), KM_OK);
+    km_sha256(it->msg, msg, strlen(msg));
+}
+
+/* The output key an item must verify under, computed by the client. */
+static void expected_key(const km_sign_item *it, unsigned char out32[32]) {
+    unsigned char keys[N_USERS][33];
+    size_t n = 0, bad;
+    if (it->has_subset) {
+        for (uint16_t i = 0; i < W.subsets[0].n; i++) memcpy(keys[n++], W.pubkeys[W.subsets[0].members[i]], 33);
+    } else {
+        for (int u = 0; u < N_USERS; u++) memcpy(keys[n++], W.pubkeys[u], 33);
+    }
+    km_musig_keyagg ka;
+    assert_int_equal(km_musig_key_agg(W.ctx, &ka, &keys[0][0], n, &bad), KM_OK);
+    assert_int_equal(km_musig_keyagg_tweak(W.ctx, &ka, it->own_tweak ? &it->tweak : &W.tweak), KM_OK);
+    memcpy(out32, ka.output_xonly, 32);
+}
+
+static void random_secret(unsigned char t[32], unsigned char T[33]) {
+    do assert_int_equal(km_random_bytes(t, 32), KM_OK);
+    while (km_adaptor_point_from_secret(W.ctx, T, t) != KM_OK);
+}
+
+static void test_batch_all_modes(void **state) {
+    (void)state;
+    enum { N = 6 };
+    km_sign_item items[N];
+    unsigned char secrets[N][2][32];
+    make_item(&items[0], "regular, keygen default tweak (bip86)");
+    make_item(&items[1], "own x-only tweak");
+    items[1].own_tweak = 1;
+    unsigned char tw[32];
+    km_sha256(tw, "tweak", 5);
+    km_tweak_xonly(&items[1].tweak, tw);
+    make_item(&items[2], "subset {0,2}");
+    items[2].has_subset = 1;
+    items[2].subset_id = W.subsets[0].id;
+    make_item(&items[3], "single adaptor");
+    items[3].adaptor = KM_ADAPTOR_SINGLE;
+    items[3].n_points = 1;
+    random_secret(secrets[3][0], items[3].points[0]);
+    make_item(&items[4], "and adaptor");
+    items[4].adaptor = KM_ADAPTOR_AND;
+    items[4].n_points = 2;
+    random_secret(secrets[4][0], items[4].points[0]);
+    random_secret(secrets[4][1], items[4].points[1]);
+    make_item(&items[5], "or adaptor on a subset with its own tweak");
+    items[5].adaptor = KM_ADAPTOR_OR;
+    items[5].n_points = 2;
+    items[5].has_subset = 1;
+    items[5].subset_id = W.subsets[0].id;
+    items[5].own_tweak = 1;
+    km_tweak_none(&items[5].tweak);
+    random_secret(secrets[5][0], items[5].points[0]);
+    random_secret(secrets[5][1], items[5].points[1]);
+
+    km_uuid sid;
+    assert_int_equal(km_uuid_v7(&sid, 2), KM_OK);
+    km_buf res;
+    assert_int_equal(flow_sign(&W, &sid, items, N, &res), KM_OK);
+
+    /* The client checks every result itself. */
+    km_cursor c;
+    uint32_t n;
+    km_cursor_init(&c, res.data, res.len);
+    assert_int_equal(km_cursor_get_u32(&c, &n), KM_OK);
+    assert_int_equal(n, N);
+    unsigned char seen_R[8][32];
+    int n_R = 0;
+    for (int i = 0; i < N; i++) {
+        km_uuid id;
+        uint8_t type;
+        uint16_t units;
+        assert_int_equal(km_cursor_get_bytes(&c, id.b, 16), KM_OK);
+        assert_memory_equal(id.b, items[i].id.b, 16);
+        assert_int_equal(km_cursor_get_u8(&c, &type), KM_OK);
+        assert_int_equal(type, items[i].adaptor);
+        assert_int_equal(km_cursor_get_u16(&c, &units), KM_OK);
+        assert_int_equal(units, km_sign_item_units(&items[i]));
+        unsigned char Q[32];
+        expected_key(&items[i], Q);
+        for (uint16_t v = 0; v < units; v++) {
+            unsigned char sig[64], T[33], final[64], t[32], back[32];
+            assert_int_equal(km_cursor_get_bytes(&c, sig, 64), KM_OK);
+            assert_int_equal(km_cursor_get_bytes(&c, T, 33), KM_OK);
+            memcpy(seen_R[n_R++], sig, 32);
+            if (type == KM_ADAPTOR_NONE) {
+                assert_int_equal(km_single_schnorr_verify(W.ctx, sig, items[i].msg, 32, Q), KM_OK);
+                continue;
+            }
+            /* A pre-signature is not a signature until adapted. */
+            assert_int_equal(km_single_schnorr_verify(W.ctx, sig, items[i].msg, 32, Q), KM_ERR_VERIFY);
+            assert_int_equal(km_adaptor_presig_verify(W.ctx, sig, T, Q, items[i].msg), KM_OK);
+            if (type == KM_ADAPTOR_AND) {
+                const unsigned char *ss[2] = {secrets[i][0], secrets[i][1]};
+                assert_int_equal(km_adaptor_secret_sum(W.ctx, t, ss, 2), KM_OK);
+            } else {
+                memcpy(t, secrets[i][type == KM_ADAPTOR_OR ? v : 0], 32);
+            }
+            assert_int_equal(km_adaptor_adapt(W.ctx, final, sig, t, Q, items[i].msg), KM_OK);
+            assert_int_equal(km_single_schnorr_verify(W.ctx, final, items[i].msg, 32, Q), KM_OK);
+            assert_int_equal(km_adaptor_extract(W.ctx, back, sig, final, T), KM_OK);
+            assert_memory_equal(back, t, 32);
+        }
+    }
+    assert_int_equal(km_cursor_finish(&c), KM_OK);
+    /* Every unit had its own nonce. */
+    for (int a = 0; a < n_R; a++)
+        for (int b = 0; b < a; b++) assert_memory_not_equal(seen_R[a], seen_R[b], 32);
+    km_buf_free(&res);
+}
+
+/* Runs init on both enclaves and returns the nonce records. */
+static void init_all(const km_uuid *sid, const km_sign_item *items, size_t n, flow_records *nonces) {
+    km_buf body, out;
+    km_buf_init(&out);
+    km_buf_init(&nonces->list);
+    nonces->n = 0;
+    flow_sign_init_body(&W, sid, items, n, &body);
+    for (int i = 0; i < W.n_enclaves; i++) {
+        assert_int_equal(flow_call(&W, i, KM_CMD_SIGN_INIT, &body, &out), KM_OK);
+        flow_records_add(nonces, &out);
+    }
+    km_buf_free(&body);
+    km_buf_free(&out);
+}
+
+static km_err approve(const km_uuid *sid, int u, const unsigned char sig[64]) {
+    km_buf body;
+    km_buf_init(&body);
+    assert_int_equal(km_buf_put(&body, sid->b, 16), KM_OK);
+    assert_int_equal(km_buf_put(&body, W.users[u].b, 16), KM_OK);
+    assert_int_equal(km_buf_put(&body, sig, 64), KM_OK);
+    km_err e = flow_call(&W, W.assign[u], KM_CMD_SIGN_APPROVE, &body, NULL);
+    km_buf_free(&body);
+    return e;
+}
+
+static void test_approval_enforced_by_enclave(void **state) {
+    (void)state;
+    km_sign_item item, other;
+    make_item(&item, "pay 1 BTC to Alice");
+    make_item(&other, "pay 1 BTC to Mallory");
+    km_uuid sid;
+    assert_int_equal(km_uuid_v7(&sid, 3), KM_OK);
+    flow_records nonces;
+    init_all(&sid, &item, 1, &nonces);
+    km_buf body, out;
+    km_buf_init(&out);
+    flow_records_body(&sid, &nonces, &body);
+    /* User 1 (enclave 1) has not approved: its enclave refuses to sign. */
+    assert_int_equal(flow_call(&W, W.assign[1], KM_CMD_SIGN_PARTIAL, &body, NULL), KM_ERR_VERIFY);
+    /* An approval of other items, or by another key, is refused. */
+    unsigned char sig[64];
+    flow_approval(&W, 1, &sid, &other, 1, sig);
+    assert_int_equal(approve(&sid, 1, sig), KM_ERR_VERIFY);
+    flow_approval(&W, 0, &sid, &item, 1, sig); /* user 0's auth key */
+    assert_int_equal(approve(&sid, 1, sig), KM_ERR_VERIFY);
+    km_uuid other_sid;
+    assert_int_equal(km_uuid_v7(&other_sid, 4), KM_OK);
+    flow_approval(&W, 1, &other_sid, &item, 1, sig); /* same items, other session */
+    assert_int_equal(approve(&sid, 1, sig), KM_ERR_VERIFY);
+    /* Still refused: nothing was signed by the failed attempts. */
+    assert_int_equal(flow_call(&W, W.assign[1], KM_CMD_SIGN_PARTIAL, &body, NULL), KM_ERR_VERIFY);
+    /* The right approval unlocks it. */
+    flow_approval(&W, 1, &sid, &item, 1, sig);
+    assert_int_equal(approve(&sid, 1, sig), KM_OK);
+    assert_int_equal(flow_call(&W, W.assign[1], KM_CMD_SIGN_PARTIAL, &body, &out), KM_OK);
+    km_buf_free(&body);
+    km_buf_free(&out);
+    km_buf_free(&nonces.list);
+}
+
+static void test_nonce_records_and_reuse(void **state) {
+    (void)state;
+    km_sign_item item;
+    make_item(&item, "nonce discipline");
+    km_uuid sid;
+    assert_int_equal(km_uuid_v7(&sid, 5), KM_OK);
+    flow_records nonces;
+    init_all(&sid, &item, 1, &nonces);
+    unsigned char sig[64];
+    flow_approval(&W, 1, &sid, &item, 1, sig);
+    assert_int_equal(approve(&sid, 1, sig), KM_OK);
+    km_buf body, out1, out2;
+    km_buf_init(&out1);
+    km_buf_init(&out2);
+    flow_records_body(&sid, &nonces, &body);
+    /* A record altered by the gateway does not verify. */
+    for (size_t pos = 20; pos < body.len; pos += 37) {
+        body.data[pos] ^= 0x01;
+        assert_int_not_equal(flow_call(&W, 0, KM_CMD_SIGN_PARTIAL, &body, NULL), KM_OK);
+        body.data[pos] ^= 0x01;
+    }
+    /* A missing record. */
+    flow_records partial_set = nonces;
+    partial_set.n = (uint16_t)(nonces.n - 1);
+    km_buf short_body;
+    flow_records_body(&sid, &partial_set, &short_body);
+    /* The count says n-1: one participant has no record (the rest is trailing). */
+    assert_int_not_equal(flow_call(&W, 0, KM_CMD_SIGN_PARTIAL, &short_body, NULL), KM_OK);
+    km_buf_free(&short_body);
+    /* The honest call, then an identical retry: the same partial signatures,
+     * not new ones over the same nonce. */
+    assert_int_equal(flow_call(&W, 0, KM_CMD_SIGN_PARTIAL, &body, &out1), KM_OK);
+    assert_int_equal(flow_call(&W, 0, KM_CMD_SIGN_PARTIAL, &body, &out2), KM_OK);
+    assert_int_equal(out1.len, out2.len);
+    assert_memory_equal(out1.data, out2.data, out1.len);
+    /* Records of this session replayed into another session are refused. */
+    km_uuid sid2;
+    assert_int_equal(km_uuid_v7(&sid2, 6), KM_OK);
+    flow_records nonces2;
+    init_all(&sid2, &item, 1, &nonces2);
+    km_buf cross;
+    flow_records_body(&sid2, &nonces, &cross);
+    assert_int_equal(flow_call(&W, 0, KM_CMD_SIGN_PARTIAL, &cross, NULL), KM_ERR_VERIFY);
+    km_buf_free(&cross);
+    km_buf_free(&nonces2.list);
+    /* A second SIGN_INIT with other items under the same id is refused. */
+    km_sign_item other;
+    make_item(&other, "something else");
+    km_buf init2;
+    flow_sign_init_body(&W, &sid, &other, 1, &init2);
+    assert_int_equal(flow_call(&W, 0, KM_CMD_SIGN_INIT, &init2, NULL), KM_ERR_DUPLICATE);
+    km_buf_free(&init2);
+    km_buf_free(&body);
+    km_buf_free(&out1);
+    km_buf_free(&out2);
+    km_buf_free(&nonces.list);
+}
+
+static void test_gateway_sees_no_message(void **state) {
+    (void)state;
+    km_sign_item item;
+    make_item(&item, "secret payment");
+    km_uuid sid;
+    assert_int_equal(km_uuid_v7(&sid, 8), KM_OK);
+    km_buf body;
+    flow_sign_init_body(&W, &sid, &item, 1, &body);
+    for (size_t off = 0; off + 32 <= body.len; off++) assert_memory_not_equal(body.data + off, item.msg, 32);
+    /* Items sealed under another session's key do not open. */
+    unsigned char other_secret[32];
+    assert_int_equal(km_random_bytes(other_secret, 32), KM_OK);
+    km_session *real = W.session;
+    assert_int_equal(km_session_derive(W.ctx, other_secret, &W.session), KM_OK);
+    km_buf forged;
+    flow_sign_init_body(&W, &sid, &item, 1, &forged);
+    km_session_free(W.session);
+    W.session = real;
+    assert_int_equal(flow_call(&W, 0, KM_CMD_SIGN_INIT, &forged, NULL), KM_ERR_DECRYPT);
+    km_buf_free(&forged);
+    km_buf_free(&body);
+}
+
+static void test_unknown_subset_and_bad_points(void **state) {
+    (void)state;
+    km_sign_item item;
+    make_item(&item, "x");
+    item.has_subset = 1;
+    assert_int_equal(km_uuid_v7(&item.subset_id, 9), KM_OK);
+    km_uuid sid;
+    assert_int_equal(km_uuid_v7(&sid, 10), KM_OK);
+    km_buf body;
+    flow_sign_init_body(&W, &sid, &item, 1, &body);
+    assert_int_equal(flow_call(&W, 0, KM_CMD_SIGN_INIT, &body, NULL), KM_ERR_NOT_FOUND);
+    km_buf_free(&body);
+    make_item(&item, "y");
+    item.adaptor = KM_ADAPTOR_SINGLE;
+    item.n_points = 1;
+    memset(item.points[0], 0xff, 33); /* not a point */
+    item.points[0][0] = 0x02;
+    assert_int_equal(km_uuid_v7(&sid, 11), KM_OK);
+    flow_sign_init_body(&W, &sid, &item, 1, &body);
+    assert_int_equal(flow_call(&W, 0, KM_CMD_SIGN_INIT, &body, NULL), KM_ERR_INVALID_POINT);
+    km_buf_free(&body);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batch_all_modes),
+        cmocka_unit_test(test_approval_enforced_by_enclave),
+        cmocka_unit_test(test_nonce_records_and_reuse),
+        cmocka_unit_test(test_gateway_sees_no_message),
+        cmocka_unit_test(test_unknown_subset_and_bad_points),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
