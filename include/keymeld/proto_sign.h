@@ -24,15 +24,15 @@
 extern "C" {
 #endif
 
-#define KM_MAX_ITEMS 10000
+#define KM_MAX_ITEMS          10000
 #define KM_MAX_ADAPTOR_POINTS 16
 
-#define KM_AD_SIGNING_ITEMS "keymeld/signing-items/v1"
-#define KM_AD_NONCES "keymeld/nonces/v1"
-#define KM_AD_PARTIALS "keymeld/partials/v1"
-#define KM_AD_SIGNING_RESULT "keymeld/signing-result/v1"
-#define KM_TAG_APPROVAL "KeyMeld/approval"
-#define KM_TAG_NONCE_RECORD "KeyMeld/nonce-record"
+#define KM_AD_SIGNING_ITEMS   "keymeld/signing-items/v1"
+#define KM_AD_NONCES          "keymeld/nonces/v1"
+#define KM_AD_PARTIALS        "keymeld/partials/v1"
+#define KM_AD_SIGNING_RESULT  "keymeld/signing-result/v1"
+#define KM_TAG_APPROVAL       "KeyMeld/approval"
+#define KM_TAG_NONCE_RECORD   "KeyMeld/nonce-record"
 #define KM_TAG_PARTIAL_RECORD "KeyMeld/partial-record"
 
 typedef enum km_adaptor_type {
@@ -106,8 +106,8 @@ KM_WARN_UNUSED km_err km_sign_record_decode(km_sign_record *out, const char *tag
  *  the caller then appends the 64-byte signature. */
 KM_WARN_UNUSED km_err km_sign_record_begin(km_buf *out, unsigned char digest32[32], const char *tag,
                                            const km_uuid *signing_id, const km_uuid *user_id,
-                                           uint16_t enclave_index, const unsigned char *sealed, size_t sealed_len)
-    KM_NONNULL(1, 2, 3, 4, 5);
+                                           uint16_t enclave_index, const unsigned char *sealed,
+                                           size_t sealed_len) KM_NONNULL(1, 2, 3, 4, 5);
 
 /** Signing result plaintext (sealed under the session data key with
  *  AD(KM_AD_SIGNING_RESULT, signing_id)):

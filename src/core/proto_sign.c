@@ -23,11 +23,15 @@ static km_err check_item(const km_sign_item *it) {
     }
     if (!it->has_subset && memcmp(it->subset_id.b, zero32, 16) != 0) return KM_ERR_RANGE;
     switch (it->adaptor) {
-    case KM_ADAPTOR_NONE: return it->n_points == 0 ? KM_OK : KM_ERR_RANGE;
-    case KM_ADAPTOR_SINGLE: return it->n_points == 1 ? KM_OK : KM_ERR_RANGE;
+    case KM_ADAPTOR_NONE:
+        return it->n_points == 0 ? KM_OK : KM_ERR_RANGE;
+    case KM_ADAPTOR_SINGLE:
+        return it->n_points == 1 ? KM_OK : KM_ERR_RANGE;
     case KM_ADAPTOR_AND:
-    case KM_ADAPTOR_OR: return it->n_points >= 2 && it->n_points <= KM_MAX_ADAPTOR_POINTS ? KM_OK : KM_ERR_RANGE;
-    default: return KM_ERR_UNSUPPORTED;
+    case KM_ADAPTOR_OR:
+        return it->n_points >= 2 && it->n_points <= KM_MAX_ADAPTOR_POINTS ? KM_OK : KM_ERR_RANGE;
+    default:
+        return KM_ERR_UNSUPPORTED;
     }
 }
 
@@ -165,9 +169,9 @@ fail:
     return KM_ERR_PARSE;
 }
 
-km_err km_sign_record_begin(km_buf *out, unsigned char digest32[32], const char *tag, const km_uuid *signing_id,
-                            const km_uuid *user_id, uint16_t enclave_index, const unsigned char *sealed,
-                            size_t sealed_len) {
+km_err km_sign_record_begin(km_buf *out, unsigned char digest32[32], const char *tag,
+                            const km_uuid *signing_id, const km_uuid *user_id, uint16_t enclave_index,
+                            const unsigned char *sealed, size_t sealed_len) {
     size_t start = out->len;
     (void)km_buf_put(out, user_id->b, 16);
     (void)km_buf_put_u16(out, enclave_index);

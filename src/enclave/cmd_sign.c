@@ -32,7 +32,8 @@
 
 static void state_free(km_signing_state *st) {
     if (!st) return;
-    for (size_t i = 0; st->secnonces && i < st->n_units * st->n_local; i++) km_secret_free(st->secnonces[i]);
+    for (size_t i = 0; st->secnonces && i < st->n_units * st->n_local; i++)
+        km_secret_free(st->secnonces[i]);
     free(st->secnonces);
     free(st->pubnonces);
     free(st->approved);
@@ -96,7 +97,8 @@ static int is_signer(const km_sign_unit *u, uint16_t p) {
 /* Units in which participant p signs. */
 static size_t units_of(const km_signing_state *st, uint16_t p) {
     size_t n = 0;
-    for (size_t u = 0; u < st->n_units; u++) n += is_signer(&st->units[u], p);
+    for (size_t u = 0; u < st->n_units; u++)
+        n += is_signer(&st->units[u], p);
     return n;
 }
 
@@ -112,8 +114,8 @@ static km_err enclave_sign(km_enclave *e, const unsigned char digest[32], unsign
 }
 
 /* Appends one signed, sealed record (nonces or partials of one local signer). */
-static km_err put_record(km_enclave *e, km_signing_state *st, km_buf *out, const char *purpose, const char *tag,
-                         uint16_t p, const unsigned char *pt, size_t pt_len) {
+static km_err put_record(km_enclave *e, km_signing_state *st, km_buf *out, const char *purpose,
+                         const char *tag, uint16_t p, const unsigned char *pt, size_t pt_len) {
     km_keygen_state *k = st->keygen;
     km_ad ad;
     km_buf sealed, rec;
@@ -189,7 +191,8 @@ static km_err gather(km_enclave *e, km_signing_state *st, km_cursor *c, const ch
         if (rec.enclave_index != ei || !secp256k1_ec_pubkey_parse(secp, &epk, k->init.enclave_pubs[ei], 33) ||
             !secp256k1_xonly_pubkey_from_pubkey(secp, &ex, NULL, &epk) ||
             !secp256k1_schnorrsig_verify(secp, rec.sig, rec.digest, 32, &ex)) {
-            km_reply_fail(r, KM_ERR_VERIFY, "%s: record of participant %d is not signed by its enclave", tag, idx);
+            km_reply_fail(r, KM_ERR_VERIFY, "%s: record of participant %d is not signed by its enclave", tag,
+                          idx);
             return r->err;
         }
         size_t want = units_of(st, (uint16_t)idx) * elem, got = 0;
@@ -197,11 +200,12 @@ static km_err gather(km_enclave *e, km_signing_state *st, km_cursor *c, const ch
         if (!buf) return KM_ERR_NOMEM;
         km_ad ad;
         km_err err = km_ad_build(&ad, purpose, &st->id, rec.user_id.b, 16);
-        if (!err) err = km_session_open(k->session, ad.bytes, ad.len, rec.sealed, rec.sealed_len, buf, want, &got);
+        if (!err)
+            err = km_session_open(k->session, ad.bytes, ad.len, rec.sealed, rec.sealed_len, buf, want, &got);
         if (err || got != want || want == 0) {
             free(buf);
-            km_reply_fail(r, err ? err : KM_ERR_PARSE, "%s: record of participant %d does not open or has %zu bytes",
-                          tag, idx, got);
+            km_reply_fail(r, err ? err : KM_ERR_PARSE,
+                          "%s: record of participant %d does not open or has %zu bytes", tag, idx, got);
             return r->err;
         }
         g->data[idx] = buf;
@@ -250,7 +254,8 @@ static km_err item_keyagg(km_enclave *e, km_signing_state *st, const km_sign_ite
         km_musig_keyagg *ka = &st->pool[i];
         if (ka->n_keys == (subset < 0 ? k->init.n_participants : k->init.subsets[subset].n) &&
             ka->tweak.mode == it->tweak.mode && memcmp(ka->tweak.data, it->tweak.data, 32) == 0 &&
-            memcmp(ka->agg_xonly, (subset < 0 ? &k->keyagg : &k->subset_keyaggs[subset])->agg_xonly, 32) == 0) {
+            memcmp(ka->agg_xonly, (subset < 0 ? &k->keyagg : &k->subset_keyaggs[subset])->agg_xonly, 32) ==
+                0) {
             *out = ka;
             return KM_OK;
         }
@@ -276,12 +281,14 @@ static km_err item_keyagg(km_enclave *e, km_signing_state *st, const km_sign_ite
 static km_err build_units(km_enclave *e, km_signing_state *st, km_reply *r) {
     km_keygen_state *k = st->keygen;
     size_t n_units = 0;
-    for (size_t i = 0; i < st->n_items; i++) n_units += km_sign_item_units(&st->items[i]);
+    for (size_t i = 0; i < st->n_items; i++)
+        n_units += km_sign_item_units(&st->items[i]);
     st->units = calloc(n_units, sizeof *st->units);
     st->pool = calloc(st->n_items, sizeof *st->pool);
     st->all_signers = calloc(k->init.n_participants, sizeof *st->all_signers);
     if (!st->units || !st->pool || !st->all_signers) return KM_ERR_NOMEM;
-    for (uint16_t p = 0; p < k->init.n_participants; p++) st->all_signers[p] = p;
+    for (uint16_t p = 0; p < k->init.n_participants; p++)
+        st->all_signers[p] = p;
     size_t u = 0;
     for (size_t i = 0; i < st->n_items; i++) {
         const km_sign_item *it = &st->items[i];
@@ -296,7 +303,8 @@ static km_err build_units(km_enclave *e, km_signing_state *st, km_reply *r) {
         }
         for (uint16_t p = 0; p < it->n_points; p++) {
             if (km_musig_pubkey_check(e->ctx, it->points[p]) != KM_OK) {
-                km_reply_fail(r, KM_ERR_INVALID_POINT, "sign_init: item %zu adaptor point %u is invalid", i, p);
+                km_reply_fail(r, KM_ERR_INVALID_POINT, "sign_init: item %zu adaptor point %u is invalid", i,
+                              p);
                 return r->err;
             }
         }
@@ -309,7 +317,8 @@ static km_err build_units(km_enclave *e, km_signing_state *st, km_reply *r) {
         unsigned char and_T[33];
         if (it->adaptor == KM_ADAPTOR_AND) {
             const unsigned char *pts[KM_MAX_ADAPTOR_POINTS];
-            for (uint16_t p = 0; p < it->n_points; p++) pts[p] = it->points[p];
+            for (uint16_t p = 0; p < it->n_points; p++)
+                pts[p] = it->points[p];
             if (km_adaptor_point_sum(e->ctx, and_T, pts, it->n_points) != KM_OK) {
                 km_reply_fail(r, KM_ERR_INVALID_POINT, "sign_init: item %zu: And points sum to infinity", i);
                 return r->err;
@@ -360,8 +369,9 @@ static km_err make_nonces(km_enclave *e, km_signing_state *st, km_reply *r) {
             size_t lens[4] = {16, 16, 4, 16};
             km_sha256_parts(extra, parts, lens, 4);
             km_local_participant *lp = k->locals[p];
-            err = km_musig_nonce_gen(e->ctx, &st->secnonces[u * st->n_local + l], st->pubnonces[u * st->n_local + l],
-                                     km_secret_cdata(lp->seckey), lp->pubkey, it->msg, un->keyagg, extra);
+            err = km_musig_nonce_gen(e->ctx, &st->secnonces[u * st->n_local + l],
+                                     st->pubnonces[u * st->n_local + l], km_secret_cdata(lp->seckey),
+                                     lp->pubkey, it->msg, un->keyagg, extra);
         }
     }
     if (err) {
@@ -370,18 +380,20 @@ static km_err make_nonces(km_enclave *e, km_signing_state *st, km_reply *r) {
     }
     /* One record per local signer: its public nonces in unit order. */
     uint16_t n_records = 0;
-    for (uint16_t l = 0; l < st->n_local; l++) n_records += units_of(st, st->local[l]) > 0;
+    for (uint16_t l = 0; l < st->n_local; l++)
+        n_records += units_of(st, st->local[l]) > 0;
     (void)km_buf_put_u16(&st->init_response, n_records);
     km_buf pt;
     km_buf_init(&pt);
     for (uint16_t l = 0; !err && l < st->n_local; l++) {
         pt.len = 0;
         for (size_t u = 0; u < st->n_units; u++)
-            if (is_signer(&st->units[u], st->local[l])) (void)km_buf_put(&pt, st->pubnonces[u * st->n_local + l], 66);
+            if (is_signer(&st->units[u], st->local[l]))
+                (void)km_buf_put(&pt, st->pubnonces[u * st->n_local + l], 66);
         if (pt.failed) err = KM_ERR_NOMEM;
         if (!err && pt.len)
-            err = put_record(e, st, &st->init_response, KM_AD_NONCES, KM_TAG_NONCE_RECORD, st->local[l], pt.data,
-                             pt.len);
+            err = put_record(e, st, &st->init_response, KM_AD_NONCES, KM_TAG_NONCE_RECORD, st->local[l],
+                             pt.data, pt.len);
     }
     km_buf_free(&pt);
     return err;
@@ -414,7 +426,8 @@ void km_cmd_sign_init(km_enclave *e, const unsigned char *body, size_t len, km_r
         return;
     }
     if (!k || !k->finalized) {
-        km_reply_fail(r, k ? KM_ERR_STATE : KM_ERR_NOT_FOUND, "sign_init: keygen %s", k ? "not finalised" : "unknown");
+        km_reply_fail(r, k ? KM_ERR_STATE : KM_ERR_NOT_FOUND, "sign_init: keygen %s",
+                      k ? "not finalised" : "unknown");
         pthread_mutex_unlock(&e->lock);
         return;
     }
@@ -529,7 +542,8 @@ void km_cmd_sign_partial(km_enclave *e, const unsigned char *body, size_t len, k
         for (size_t u = 0; u < st->n_units; u++) {
             if (!is_signer(&st->units[u], p)) continue;
             if (memcmp(nonces.data[p] + 66 * j++, st->pubnonces[u * st->n_local + l], 66) != 0) {
-                km_reply_fail(r, KM_ERR_VERIFY, "sign_partial: our own nonce for participant %u was altered", p);
+                km_reply_fail(r, KM_ERR_VERIFY, "sign_partial: our own nonce for participant %u was altered",
+                              p);
                 err = r->err;
                 goto out;
             }
@@ -549,7 +563,8 @@ void km_cmd_sign_partial(km_enclave *e, const unsigned char *body, size_t len, k
             unsigned char agg[66];
             const km_sign_unit *un = &st->units[u];
             err = unit_aggnonce(e, un, &nonces, agg, pubs);
-            if (!err) err = km_musig_session_init(e->ctx, &sessions[u], agg, st->items[un->item].msg, un->keyagg);
+            if (!err)
+                err = km_musig_session_init(e->ctx, &sessions[u], agg, st->items[un->item].msg, un->keyagg);
             if (!err) err = km_buf_put(&aggs, agg, 66);
         }
         km_sha256(nd, aggs.data, aggs.len);
@@ -565,7 +580,8 @@ void km_cmd_sign_partial(km_enclave *e, const unsigned char *body, size_t len, k
         if (km_ct_equal(st->nonce_digest, nd, 32)) {
             err = km_buf_put(&r->body, st->partial_response.data, st->partial_response.len);
         } else {
-            km_reply_fail(r, KM_ERR_NONCE_REUSE, "sign_partial: nonces already used with other aggregate nonces");
+            km_reply_fail(r, KM_ERR_NONCE_REUSE,
+                          "sign_partial: nonces already used with other aggregate nonces");
             err = r->err;
         }
         goto out;
@@ -573,7 +589,8 @@ void km_cmd_sign_partial(km_enclave *e, const unsigned char *body, size_t len, k
     /* Every approval first: nothing is signed unless everything may be. */
     for (uint16_t l = 0; l < st->n_local; l++) {
         uint16_t p = st->local[l];
-        if ((st->keygen->locals[p]->flags & KM_FLAG_REQUIRE_APPROVAL) && !st->approved[l] && units_of(st, p)) {
+        if ((st->keygen->locals[p]->flags & KM_FLAG_REQUIRE_APPROVAL) && !st->approved[l] &&
+            units_of(st, p)) {
             km_reply_fail(r, KM_ERR_VERIFY, "sign_partial: participant %u requires an approval", p);
             err = r->err;
             goto out;
@@ -598,8 +615,8 @@ void km_cmd_sign_partial(km_enclave *e, const unsigned char *body, size_t len, k
                 if (!err) err = km_buf_put(&pt, psig, 32);
             }
             if (!err && pt.len) {
-                err = put_record(e, st, &st->partial_response, KM_AD_PARTIALS, KM_TAG_PARTIAL_RECORD, p, pt.data,
-                                 pt.len);
+                err = put_record(e, st, &st->partial_response, KM_AD_PARTIALS, KM_TAG_PARTIAL_RECORD, p,
+                                 pt.data, pt.len);
                 n_records++;
             }
         }
@@ -689,7 +706,8 @@ void km_cmd_sign_finalize(km_enclave *e, const unsigned char *body, size_t len, 
             if (km_musig_partial_verify(e->ctx, &ms, psigs[i], pubs[i], k->pubkeys[p]) != KM_OK) {
                 char uid[37];
                 km_uuid_format(uid, &k->init.user_ids[p]);
-                km_reply_fail(r, KM_ERR_VERIFY, "sign_finalize: invalid partial signature from participant %s", uid);
+                km_reply_fail(r, KM_ERR_VERIFY,
+                              "sign_finalize: invalid partial signature from participant %s", uid);
                 err = r->err;
             }
         }
@@ -699,7 +717,8 @@ void km_cmd_sign_finalize(km_enclave *e, const unsigned char *body, size_t len, 
         if (!err)
             err = un->has_T ? km_adaptor_presig_verify(e->ctx, sig, un->T, un->keyagg->output_xonly, it->msg)
                             : km_musig_verify_final(e->ctx, sig, it->msg, un->keyagg);
-        if (err && !r->err) km_reply_fail(r, err, "sign_finalize: unit %zu: aggregate signature does not verify", u);
+        if (err && !r->err)
+            km_reply_fail(r, err, "sign_finalize: unit %zu: aggregate signature does not verify", u);
         static const unsigned char none[33];
         (void)km_buf_put(&pt, sig, 64);
         (void)km_buf_put(&pt, un->has_T ? un->T : none, 33);

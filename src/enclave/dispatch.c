@@ -16,6 +16,7 @@ static const struct {
     km_cmd_handler handler;
 } km_cmd_table[] = {
     {KM_CMD_INFO, km_cmd_info},
+    {KM_CMD_ATTEST, km_cmd_attest},
     {KM_CMD_KEYGEN_INIT, km_cmd_keygen_init},
     {KM_CMD_KEYGEN_REGISTER, km_cmd_keygen_register},
     {KM_CMD_KEYGEN_FINALIZE, km_cmd_keygen_finalize},

@@ -25,7 +25,11 @@ typedef struct km_enclave {
     unsigned char fingerprint[32]; /* SHA-256(pub): the stable identity */
     unsigned char (*gateways)[32]; /* allowed gateway credentials (x-only) */
     size_t n_gateways;
-    pthread_mutex_t lock; /* guards the session tables below */
+    /* Development attestation (NULL dev_key: ATTEST is refused). */
+    km_secret *dev_key;        /* leaf private key, PEM */
+    km_buf dev_leaf, dev_root; /* certificates, PEM */
+    unsigned char pcr0[48];    /* SHA-384 of this binary */
+    pthread_mutex_t lock;      /* guards the session tables below */
     struct km_enclave_sessions *sessions;
     volatile int stopping;
 } km_enclave;
@@ -49,6 +53,7 @@ void km_enclave_dispatch(km_enclave *e, const km_msg *req, km_buf *out);
 
 /* Command handlers (one file per group). */
 void km_cmd_info(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
+void km_cmd_attest(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
 void km_cmd_keygen_init(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
 void km_cmd_keygen_register(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
 void km_cmd_keygen_finalize(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);

@@ -1,9 +1,12 @@
 /* main.c — keymeld-enclave: the trusted signer process.
  *
  *   keymeld-enclave run --listen ADDR --state-dir DIR --sealing-key FILE
- *                       --gateway-key XONLY_HEX [--gateway-key ...] [--max-connections N]
+ *                       --gateway-key XONLY_HEX [--gateway-key ...] [--dev-ca DIR]
+ *                       [--max-connections N]
  *   keymeld-enclave pubkey --state-dir DIR --sealing-key FILE
  *   keymeld-enclave sealing-key new FILE
+ *   keymeld-enclave dev-ca init DIR
+ *   keymeld-enclave measure
  *
  * ADDR is tcp:HOST:PORT, unix:PATH or vsock:CID:PORT.
  */
@@ -19,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "enclave/attest.h"
 #include "enclave/enclave.h"
 #include "enclave/identity.h"
 #include "enclave/server.h"
@@ -32,9 +36,11 @@
 static void usage(FILE *f) {
     fputs("usage:\n"
           "  keymeld-enclave run --listen ADDR --state-dir DIR --sealing-key FILE --gateway-key HEX\n"
-          "                      [--gateway-key HEX ...] [--max-connections N]\n"
+          "                      [--gateway-key HEX ...] [--dev-ca DIR] [--max-connections N]\n"
           "  keymeld-enclave pubkey --state-dir DIR --sealing-key FILE\n"
           "  keymeld-enclave sealing-key new FILE\n"
+          "  keymeld-enclave dev-ca init DIR     create a development attestation CA\n"
+          "  keymeld-enclave measure             print PCR0 (SHA-384 of this binary)\n"
           "ADDR: tcp:HOST:PORT | unix:PATH | vsock:CID:PORT\n"
           "HEX:  the gateway credential's x-only public key (64 hex digits)\n",
           f);
@@ -49,7 +55,7 @@ static int harden_process(void) {
 }
 
 typedef struct {
-    const char *listen, *state_dir, *sealing_key;
+    const char *listen, *state_dir, *sealing_key, *dev_ca;
     unsigned char gateways[MAX_GATEWAY_KEYS][32];
     size_t n_gateways;
     int max_connections;
@@ -71,6 +77,8 @@ static int parse_opts(int argc, char **argv, run_opts *o) {
             o->state_dir = v;
         else if (strcmp(a, "--sealing-key") == 0)
             o->sealing_key = v;
+        else if (strcmp(a, "--dev-ca") == 0)
+            o->dev_ca = v;
         else if (strcmp(a, "--gateway-key") == 0) {
             if (o->n_gateways == MAX_GATEWAY_KEYS ||
                 km_hex_decode(o->gateways[o->n_gateways], 32, v, strlen(v))) {
@@ -162,7 +170,11 @@ static int cmd_run(int argc, char **argv) {
     e.gateways = o.gateways;
     e.n_gateways = o.n_gateways;
     int rc = 1;
-    if (e.sessions && open_identity(&e, o.state_dir, o.sealing_key) == 0) {
+    if (km_self_measure(e.pcr0) != 0) {
+        fprintf(stderr, "keymeld-enclave: cannot measure the running binary\n");
+    } else if (o.dev_ca && km_dev_ca_load(&e, o.dev_ca) != 0) {
+        /* message printed */
+    } else if (e.sessions && open_identity(&e, o.state_dir, o.sealing_key) == 0) {
         km_err err;
         int lfd = km_net_listen(o.listen, &err);
         if (lfd < 0) {
@@ -186,6 +198,9 @@ static int cmd_run(int argc, char **argv) {
     e.sessions = NULL;
     km_secret_free(e.key);
     e.key = NULL;
+    km_secret_free(e.dev_key);
+    km_buf_free(&e.dev_leaf);
+    km_buf_free(&e.dev_root);
     km_wipe(o.gateways, sizeof o.gateways);
     km_ctx_destroy(e.ctx);
     _exit(rc);
@@ -231,6 +246,15 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "pubkey") == 0) return cmd_pubkey(argc - 2, argv + 2);
     if (argc == 4 && strcmp(argv[1], "sealing-key") == 0 && strcmp(argv[2], "new") == 0)
         return cmd_new_sealing_key(argv[3]);
+    if (argc == 4 && strcmp(argv[1], "dev-ca") == 0 && strcmp(argv[2], "init") == 0)
+        return km_dev_ca_init(argv[3]) == 0 ? 0 : 1;
+    if (argc == 2 && strcmp(argv[1], "measure") == 0) {
+        unsigned char m[48];
+        char hex[97];
+        if (km_self_measure(m) != 0 || km_hex_encode(hex, sizeof hex, m, 48) != KM_OK) return 1;
+        printf("%s\n", hex);
+        return 0;
+    }
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
         return 0;

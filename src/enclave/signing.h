@@ -17,13 +17,13 @@
 #include "keymeld/proto_sign.h"
 
 typedef struct km_sign_unit {
-    uint32_t item;            /* index of its item */
-    uint16_t variant;         /* Or: which point; else 0 */
-    int has_T;                /* adaptor point present */
-    unsigned char T[33];      /* the adaptor point folded into this unit's nonce */
+    uint32_t item;                 /* index of its item */
+    uint16_t variant;              /* Or: which point; else 0 */
+    int has_T;                     /* adaptor point present */
+    unsigned char T[33];           /* the adaptor point folded into this unit's nonce */
     const km_musig_keyagg *keyagg; /* owned by the keygen or the state's pool */
     uint16_t n_signers;
-    const uint16_t *signers;  /* participant indices (owned by keygen or state) */
+    const uint16_t *signers; /* participant indices (owned by keygen or state) */
 } km_sign_unit;
 
 typedef struct km_signing_state {
@@ -41,10 +41,10 @@ typedef struct km_signing_state {
     size_t n_pool;
     /* Local signers: participants of the keygen registered on this enclave. */
     uint16_t n_local;
-    uint16_t *local;            /* participant indices */
-    km_secret **secnonces;      /* [unit * n_local + l], NULL if not a signer */
+    uint16_t *local;                /* participant indices */
+    km_secret **secnonces;          /* [unit * n_local + l], NULL if not a signer */
     unsigned char (*pubnonces)[66]; /* same indexing */
-    uint8_t *approved;          /* per local signer */
+    uint8_t *approved;              /* per local signer */
     km_buf init_response;
     int partial_done;
     unsigned char nonce_digest[32]; /* of all aggregate nonces the partials were made for */

@@ -21,8 +21,8 @@ void flow_put_vbytes(km_buf *b, const unsigned char *p, size_t n) {
 
 km_err flow_call(flow_world *w, int i, uint16_t cmd, const km_buf *body, km_buf *out) {
     km_msg resp;
-    assert_int_equal(km_enclave_conn_call(&w->conn[i], cmd, body ? body->data : NULL, body ? body->len : 0, &resp),
-                     KM_OK);
+    assert_int_equal(
+        km_enclave_conn_call(&w->conn[i], cmd, body ? body->data : NULL, body ? body->len : 0, &resp), KM_OK);
     if (out) {
         km_buf_free(out);
         assert_int_equal(km_buf_put(out, resp.body, resp.body_len), KM_OK);
@@ -62,7 +62,8 @@ void flow_stop(flow_world *w) {
         km_enclave_conn_close(&w->conn[i]);
         km_test_enclave_destroy(&w->enc[i]);
     }
-    for (int u = 0; u < w->n_users; u++) km_buf_free(&w->records[u]);
+    for (int u = 0; u < w->n_users; u++)
+        km_buf_free(&w->records[u]);
     km_session_free(w->session);
     km_wipe(w->seckeys, sizeof w->seckeys);
     km_ctx_destroy(w->ctx);
@@ -73,7 +74,8 @@ int flow_keygen(flow_world *w) {
     memset(&init, 0, sizeof init);
     memcpy(init.session_secret, w->secret, 32);
     unsigned char pubs[FLOW_MAX_ENCLAVES][33];
-    for (int i = 0; i < w->n_enclaves; i++) memcpy(pubs[i], w->enc[i].pub, 33);
+    for (int i = 0; i < w->n_enclaves; i++)
+        memcpy(pubs[i], w->enc[i].pub, 33);
     init.n_enclaves = (uint16_t)w->n_enclaves;
     init.enclave_pubs = pubs;
     init.n_participants = (uint16_t)w->n_users;
@@ -91,7 +93,8 @@ int flow_keygen(flow_world *w) {
         km_buf_init(&blob);
         km_buf_init(&body);
         assert_int_equal(km_ad_build(&ad, KM_AD_KEYGEN_INIT, &w->keygen_id, w->enc[i].pub, 33), KM_OK);
-        assert_int_equal(km_ecies_seal(w->ctx, w->enc[i].pub, ad.bytes, ad.len, pt.data, pt.len, &blob), KM_OK);
+        assert_int_equal(km_ecies_seal(w->ctx, w->enc[i].pub, ad.bytes, ad.len, pt.data, pt.len, &blob),
+                         KM_OK);
         assert_int_equal(km_buf_put(&body, w->keygen_id.b, 16), KM_OK);
         flow_put_vbytes(&body, blob.data, blob.len);
         assert_int_equal(flow_call(w, i, KM_CMD_KEYGEN_INIT, &body, NULL), KM_OK);
@@ -125,19 +128,21 @@ int flow_keygen(flow_world *w) {
     km_buf_init(&body);
     assert_int_equal(km_buf_put(&body, w->keygen_id.b, 16), KM_OK);
     assert_int_equal(km_buf_put_u16(&body, (uint16_t)w->n_users), KM_OK);
-    for (int u = 0; u < w->n_users; u++) flow_put_vbytes(&body, w->records[u].data, w->records[u].len);
+    for (int u = 0; u < w->n_users; u++)
+        flow_put_vbytes(&body, w->records[u].data, w->records[u].len);
     for (int i = 0; i < w->n_enclaves; i++) {
         assert_int_equal(flow_call(w, i, KM_CMD_KEYGEN_FINALIZE, &body, &out), KM_OK);
         unsigned char res[4096];
         size_t rl;
         km_ad ad;
         assert_int_equal(km_ad_build(&ad, KM_AD_KEYGEN_RESULT, &w->keygen_id, NULL, 0), KM_OK);
-        assert_int_equal(km_session_open(w->session, ad.bytes, ad.len, out.data, out.len, res, sizeof res, &rl),
-                         KM_OK);
+        assert_int_equal(
+            km_session_open(w->session, ad.bytes, ad.len, out.data, out.len, res, sizeof res, &rl), KM_OK);
         /* The client trusts the aggregate only after recomputing it. */
         size_t bad;
         memset(&w->keyagg, 0, sizeof w->keyagg);
-        assert_int_equal(km_musig_key_agg(w->ctx, &w->keyagg, &w->pubkeys[0][0], (size_t)w->n_users, &bad), KM_OK);
+        assert_int_equal(km_musig_key_agg(w->ctx, &w->keyagg, &w->pubkeys[0][0], (size_t)w->n_users, &bad),
+                         KM_OK);
         assert_int_equal(km_musig_keyagg_tweak(w->ctx, &w->keyagg, &w->tweak), KM_OK);
         assert_memory_equal(res, w->keyagg.agg_xonly, 32);
         assert_memory_equal(res + 32, w->keyagg.output_xonly, 32);
@@ -209,14 +214,17 @@ km_err flow_open_result(flow_world *w, const km_uuid *signing_id, const km_buf *
     assert_int_equal(km_ad_build(&ad, KM_AD_SIGNING_RESULT, signing_id, NULL, 0), KM_OK);
     km_buf_init(pt);
     unsigned char zero = 0;
-    for (size_t i = 0; i < sealed->len; i++) assert_int_equal(km_buf_put(pt, &zero, 1), KM_OK);
+    for (size_t i = 0; i < sealed->len; i++)
+        assert_int_equal(km_buf_put(pt, &zero, 1), KM_OK);
     size_t got = 0;
-    km_err err = km_session_open(w->session, ad.bytes, ad.len, sealed->data, sealed->len, pt->data, pt->len, &got);
+    km_err err =
+        km_session_open(w->session, ad.bytes, ad.len, sealed->data, sealed->len, pt->data, pt->len, &got);
     pt->len = got;
     return err;
 }
 
-km_err flow_sign(flow_world *w, const km_uuid *signing_id, const km_sign_item *items, size_t n, km_buf *result) {
+km_err flow_sign(flow_world *w, const km_uuid *signing_id, const km_sign_item *items, size_t n,
+                 km_buf *result) {
     km_buf body, out;
     km_buf_init(&out);
     flow_records nonces = {0}, partials = {0};

@@ -12,7 +12,7 @@
 #include "tests/enclave/harness.h"
 
 #define FLOW_MAX_ENCLAVES 4
-#define FLOW_MAX_USERS 10
+#define FLOW_MAX_USERS    10
 
 typedef struct flow_world {
     km_ctx *ctx;
@@ -73,7 +73,8 @@ void flow_records_body(const km_uuid *signing_id, const flow_records *r, km_buf 
 /** The whole honest signing round: init on every enclave, approvals for users
  *  that require them, partial on every enclave, finalize on enclave 0. The
  *  opened result plaintext goes to result. Returns the first failing status. */
-km_err flow_sign(flow_world *w, const km_uuid *signing_id, const km_sign_item *items, size_t n, km_buf *result);
+km_err flow_sign(flow_world *w, const km_uuid *signing_id, const km_sign_item *items, size_t n,
+                 km_buf *result);
 
 /** Open a sealed signing result with the client's session key. */
 km_err flow_open_result(flow_world *w, const km_uuid *signing_id, const km_buf *sealed, km_buf *pt);

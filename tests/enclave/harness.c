@@ -56,8 +56,9 @@ static int run_capture(char *const argv[], char *out, size_t cap) {
 }
 
 static int spawn(km_test_enclave *t) {
-    char sealing[300], gw[65];
+    char sealing[300], gw[65], ca[300];
     snprintf(sealing, sizeof sealing, "%s/sealing.key", t->dir);
+    snprintf(ca, sizeof ca, "%s/ca", t->dir);
     if (km_hex_encode(gw, sizeof gw, t->gw_x, 32) != KM_OK) return -1;
     /* The identity is created (or loaded) by `pubkey` before `run` starts. */
     char *pk_argv[] = {KM_ENCLAVE_BIN, "pubkey", "--state-dir", t->dir, "--sealing-key", sealing, NULL};
@@ -69,7 +70,7 @@ static int spawn(km_test_enclave *t) {
     if (pid < 0) return -1;
     if (pid == 0) {
         execl(KM_ENCLAVE_BIN, KM_ENCLAVE_BIN, "run", "--listen", t->addr, "--state-dir", t->dir,
-              "--sealing-key", sealing, "--gateway-key", gw, (char *)NULL);
+              "--sealing-key", sealing, "--gateway-key", gw, "--dev-ca", ca, (char *)NULL);
         _exit(127);
     }
     t->pid = pid;
@@ -97,6 +98,9 @@ int km_test_enclave_start(km_ctx *ctx, km_test_enclave *t) {
     char *argv[] = {KM_ENCLAVE_BIN, "sealing-key", "new", path, NULL};
     char out[16];
     if (run_capture(argv, out, sizeof out) != 0) return -1;
+    snprintf(path, sizeof path, "%s/ca", t->dir);
+    char *ca_argv[] = {KM_ENCLAVE_BIN, "dev-ca", "init", path, NULL};
+    if (run_capture(ca_argv, out, sizeof out) != 0) return -1;
     km_test_keypair(ctx, t->gw_sec, NULL, t->gw_x);
     return spawn(t);
 }

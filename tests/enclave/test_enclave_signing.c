@@ -52,9 +52,11 @@ static void expected_key(const km_sign_item *it, unsigned char out32[32]) {
     unsigned char keys[N_USERS][33];
     size_t n = 0, bad;
     if (it->has_subset) {
-        for (uint16_t i = 0; i < W.subsets[0].n; i++) memcpy(keys[n++], W.pubkeys[W.subsets[0].members[i]], 33);
+        for (uint16_t i = 0; i < W.subsets[0].n; i++)
+            memcpy(keys[n++], W.pubkeys[W.subsets[0].members[i]], 33);
     } else {
-        for (int u = 0; u < N_USERS; u++) memcpy(keys[n++], W.pubkeys[u], 33);
+        for (int u = 0; u < N_USERS; u++)
+            memcpy(keys[n++], W.pubkeys[u], 33);
     }
     km_musig_keyagg ka;
     assert_int_equal(km_musig_key_agg(W.ctx, &ka, &keys[0][0], n, &bad), KM_OK);
@@ -63,7 +65,8 @@ static void expected_key(const km_sign_item *it, unsigned char out32[32]) {
 }
 
 static void random_secret(unsigned char t[32], unsigned char T[33]) {
-    do assert_int_equal(km_random_bytes(t, 32), KM_OK);
+    do
+        assert_int_equal(km_random_bytes(t, 32), KM_OK);
     while (km_adaptor_point_from_secret(W.ctx, T, t) != KM_OK);
 }
 
@@ -152,7 +155,8 @@ static void test_batch_all_modes(void **state) {
     assert_int_equal(km_cursor_finish(&c), KM_OK);
     /* Every unit had its own nonce. */
     for (int a = 0; a < n_R; a++)
-        for (int b = 0; b < a; b++) assert_memory_not_equal(seen_R[a], seen_R[b], 32);
+        for (int b = 0; b < a; b++)
+            assert_memory_not_equal(seen_R[a], seen_R[b], 32);
     km_buf_free(&res);
 }
 
@@ -283,7 +287,8 @@ static void test_gateway_sees_no_message(void **state) {
     assert_int_equal(km_uuid_v7(&sid, 8), KM_OK);
     km_buf body;
     flow_sign_init_body(&W, &sid, &item, 1, &body);
-    for (size_t off = 0; off + 32 <= body.len; off++) assert_memory_not_equal(body.data + off, item.msg, 32);
+    for (size_t off = 0; off + 32 <= body.len; off++)
+        assert_memory_not_equal(body.data + off, item.msg, 32);
     /* Items sealed under another session's key do not open. */
     unsigned char other_secret[32];
     assert_int_equal(km_random_bytes(other_secret, 32), KM_OK);
