@@ -14,7 +14,7 @@
 #include "keymeld/attestation.h"
 
 #define DEV_CA_VALIDITY (10ull * 365 * 24 * 3600)
-#define CA_FILE_MAX 16384
+#define CA_FILE_MAX     16384
 
 static int write_file(const char *dir, const char *name, const km_buf *b, mode_t mode) {
     char path[PATH_MAX];
@@ -80,12 +80,13 @@ int km_dev_ca_load(km_enclave *e, const char *dir) {
     km_buf_init(&e->dev_root);
     km_buf_init(&e->dev_leaf);
     int rc = -1;
-    if (read_file(dir, "root.pem", &e->dev_root, 0) == 0 && read_file(dir, "leaf.pem", &e->dev_leaf, 0) == 0 &&
-        read_file(dir, "leaf.key", &key, 1) == 0 && km_secret_from(e->ctx, key.data, key.len, &e->dev_key) == KM_OK)
+    if (read_file(dir, "root.pem", &e->dev_root, 0) == 0 &&
+        read_file(dir, "leaf.pem", &e->dev_leaf, 0) == 0 && read_file(dir, "leaf.key", &key, 1) == 0 &&
+        km_secret_from(e->ctx, key.data, key.len, &e->dev_key) == KM_OK)
         rc = 0;
     else
-        fprintf(stderr, "keymeld-enclave: cannot load the development CA from %s (leaf.key must be mode 600)\n",
-                dir);
+        fprintf(stderr,
+                "keymeld-enclave: cannot load the development CA from %s (leaf.key must be mode 600)\n", dir);
     km_buf_free(&key);
     return rc;
 }
@@ -97,7 +98,8 @@ int km_self_measure(unsigned char out48[48]) {
     int ok = md && EVP_DigestInit_ex(md, EVP_sha384(), NULL) == 1;
     unsigned char buf[65536];
     ssize_t n;
-    while (ok && (n = read(fd, buf, sizeof buf)) > 0) ok = EVP_DigestUpdate(md, buf, (size_t)n) == 1;
+    while (ok && (n = read(fd, buf, sizeof buf)) > 0)
+        ok = EVP_DigestUpdate(md, buf, (size_t)n) == 1;
     ok = ok && EVP_DigestFinal_ex(md, out48, NULL) == 1;
     EVP_MD_CTX_free(md);
     close(fd);
@@ -110,7 +112,8 @@ void km_cmd_attest(km_enclave *e, const unsigned char *body, size_t len, km_repl
     uint16_t n;
     const unsigned char *nonce;
     km_cursor_init(&c, body, len);
-    if (km_cursor_get_u16(&c, &n) || n < 1 || n > 64 || km_cursor_get_view(&c, &nonce, n) || km_cursor_finish(&c)) {
+    if (km_cursor_get_u16(&c, &n) || n < 1 || n > 64 || km_cursor_get_view(&c, &nonce, n) ||
+        km_cursor_finish(&c)) {
         km_reply_fail(r, KM_ERR_PARSE, "attest: body must be u16 length (1..64) and the nonce");
         return;
     }

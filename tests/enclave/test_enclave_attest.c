@@ -40,7 +40,8 @@ static void read_all(const char *path, km_buf *out) {
     assert_non_null(f);
     unsigned char buf[4096];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) assert_int_equal(km_buf_put(out, buf, n), KM_OK);
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        assert_int_equal(km_buf_put(out, buf, n), KM_OK);
     fclose(f);
 }
 
@@ -102,30 +103,34 @@ static void test_attestation_verifies_and_binds(void **state) {
     assert_int_equal(km_random_bytes(other, 32), KM_OK);
     km_attest_policy p2 = pol;
     p2.nonce = other;
-    assert_int_equal(km_attest_verify(doc.data, doc.len, root.data, root.len, &p2, &d, &why), KM_ERR_ATTESTATION);
+    assert_int_equal(km_attest_verify(doc.data, doc.len, root.data, root.len, &p2, &d, &why),
+                     KM_ERR_ATTESTATION);
     assert_null(d);
     km_attest_pcr wrong = want;
     wrong.value[0] ^= 1;
     p2 = pol;
     p2.pcrs = &wrong;
-    assert_int_equal(km_attest_verify(doc.data, doc.len, root.data, root.len, &p2, &d, &why), KM_ERR_ATTESTATION);
+    assert_int_equal(km_attest_verify(doc.data, doc.len, root.data, root.len, &p2, &d, &why),
+                     KM_ERR_ATTESTATION);
     unsigned char other_pub[33];
     memcpy(other_pub, enc.pub, 33);
     other_pub[1] ^= 1;
     p2 = pol;
     p2.public_key = other_pub;
-    assert_int_equal(km_attest_verify(doc.data, doc.len, root.data, root.len, &p2, &d, &why), KM_ERR_ATTESTATION);
+    assert_int_equal(km_attest_verify(doc.data, doc.len, root.data, root.len, &p2, &d, &why),
+                     KM_ERR_ATTESTATION);
     km_attest_dev_cert other_root;
     memset(&other_root, 0, sizeof other_root);
     assert_int_equal(km_attest_dev_root_create("other", pol.now - 100, pol.now + 1000, &other_root), KM_OK);
-    assert_int_not_equal(km_attest_verify(doc.data, doc.len, other_root.cert_der.data, other_root.cert_der.len, &pol,
-                                          &d, &why),
+    assert_int_not_equal(km_attest_verify(doc.data, doc.len, other_root.cert_der.data,
+                                          other_root.cert_der.len, &pol, &d, &why),
                          KM_OK);
     km_attest_dev_cert_free(&other_root);
     /* Stale: judged an hour later. */
     p2 = pol;
     p2.now += 3600;
-    assert_int_equal(km_attest_verify(doc.data, doc.len, root.data, root.len, &p2, &d, &why), KM_ERR_ATTESTATION);
+    assert_int_equal(km_attest_verify(doc.data, doc.len, root.data, root.len, &p2, &d, &why),
+                     KM_ERR_ATTESTATION);
     km_buf_free(&doc);
     km_buf_free(&root);
 }
