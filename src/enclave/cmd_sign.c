@@ -70,6 +70,19 @@ void km_signing_remove_for_keygen(km_enclave_sessions *s, const km_keygen_state 
     }
 }
 
+int km_signing_remove(km_enclave_sessions *s, const km_uuid *id) {
+    for (km_signing_state **pp = &s->signings; *pp; pp = &(*pp)->next) {
+        if (memcmp((*pp)->id.b, id->b, 16) == 0) {
+            km_signing_state *st = *pp;
+            *pp = st->next;
+            state_free(st);
+            s->counts.signings--;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void km_signing_free_all(km_enclave_sessions *s) {
     while (s->signings) {
         km_signing_state *next = s->signings->next;

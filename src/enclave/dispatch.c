@@ -24,6 +24,7 @@ static const struct {
     {KM_CMD_SIGN_APPROVE, km_cmd_sign_approve},
     {KM_CMD_SIGN_PARTIAL, km_cmd_sign_partial},
     {KM_CMD_SIGN_FINALIZE, km_cmd_sign_finalize},
+    {KM_CMD_SESSION_CLEAR, km_cmd_session_clear},
 };
 
 void km_reply_fail(km_reply *r, km_err err, const char *fmt, ...) {

@@ -61,5 +61,6 @@ void km_cmd_sign_init(km_enclave *e, const unsigned char *body, size_t len, km_r
 void km_cmd_sign_approve(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
 void km_cmd_sign_partial(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
 void km_cmd_sign_finalize(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
+void km_cmd_session_clear(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
 
 #endif

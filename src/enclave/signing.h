@@ -57,6 +57,8 @@ typedef struct km_signing_state {
 km_signing_state *km_signing_find(km_enclave_sessions *s, const km_uuid *id);
 /** Free every signing session of a keygen (before the keygen itself goes). */
 void km_signing_remove_for_keygen(km_enclave_sessions *s, const km_keygen_state *k);
+/** Unlink and free one signing session. Returns 1 if it existed. */
+int km_signing_remove(km_enclave_sessions *s, const km_uuid *id);
 /** Free all signing sessions. */
 void km_signing_free_all(km_enclave_sessions *s);
 

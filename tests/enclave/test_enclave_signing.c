@@ -326,6 +326,92 @@ static void test_unknown_subset_and_bad_points(void **state) {
     km_buf_free(&body);
 }
 
+static uint32_t info_count(int i, int which) {
+    km_buf out;
+    km_buf_init(&out);
+    assert_int_equal(flow_call(&W, i, KM_CMD_INFO, NULL, &out), KM_OK);
+    const unsigned char *p = out.data + 2 + 33 + 32 + 4 * which;
+    uint32_t v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    km_buf_free(&out);
+    return v;
+}
+
+static km_err clear(int i, uint8_t kind, const km_uuid *id) {
+    km_buf body;
+    km_buf_init(&body);
+    assert_int_equal(km_buf_put_u8(&body, kind), KM_OK);
+    assert_int_equal(km_buf_put(&body, id->b, 16), KM_OK);
+    km_err e = flow_call(&W, i, KM_CMD_SESSION_CLEAR, &body, NULL);
+    km_buf_free(&body);
+    return e;
+}
+
+/* An enclave restart loses its nonces: the interrupted session cannot
+ * continue (and never signs with a nonce twice); after the gateway replays the
+ * keygen, a new signing session with new nonces succeeds. */
+static void test_restart_mid_session_then_new_session(void **state) {
+    (void)state;
+    km_sign_item item;
+    make_item(&item, "interrupted");
+    km_uuid sid;
+    assert_int_equal(km_uuid_v7(&sid, 20), KM_OK);
+    flow_records nonces;
+    init_all(&sid, &item, 1, &nonces);
+    km_enclave_conn_close(&W.conn[1]);
+    assert_int_equal(km_test_enclave_stop(&W.enc[1]), 0);
+    assert_int_equal(km_test_enclave_restart(&W.enc[1]), 0);
+    assert_int_equal(km_test_enclave_connect(W.ctx, &W.enc[1], &W.conn[1]), KM_OK);
+    km_buf body;
+    flow_records_body(&sid, &nonces, &body);
+    assert_int_equal(flow_call(&W, 1, KM_CMD_SIGN_PARTIAL, &body, NULL), KM_ERR_NOT_FOUND);
+    km_buf_free(&body);
+    km_buf_free(&nonces.list);
+    /* Replay of the stored keygen blobs (the gateway's restore). */
+    assert_int_equal(flow_keygen(&W), 0);
+    km_uuid sid2;
+    assert_int_equal(km_uuid_v7(&sid2, 21), KM_OK);
+    km_buf res;
+    assert_int_equal(flow_sign(&W, &sid2, &item, 1, &res), KM_OK);
+    unsigned char Q[32];
+    expected_key(&item, Q);
+    assert_int_equal(km_single_schnorr_verify(W.ctx, res.data + 4 + 16 + 1 + 2, item.msg, 32, Q), KM_OK);
+    km_buf_free(&res);
+}
+
+static void test_session_clear(void **state) {
+    (void)state;
+    km_sign_item item;
+    make_item(&item, "to be cleared");
+    km_uuid sid;
+    assert_int_equal(km_uuid_v7(&sid, 30), KM_OK);
+    flow_records nonces;
+    init_all(&sid, &item, 1, &nonces);
+    uint32_t before = info_count(0, 1);
+    assert_int_equal(clear(0, 2, &sid), KM_OK);
+    assert_int_equal(info_count(0, 1), before - 1);
+    assert_int_equal(clear(0, 2, &sid), KM_ERR_NOT_FOUND);
+    km_buf body;
+    flow_records_body(&sid, &nonces, &body);
+    assert_int_equal(flow_call(&W, 0, KM_CMD_SIGN_PARTIAL, &body, NULL), KM_ERR_NOT_FOUND);
+    km_buf_free(&body);
+    km_buf_free(&nonces.list);
+    /* Clearing the keygen takes its signing sessions with it. */
+    assert_int_equal(clear(0, 1, &W.keygen_id), KM_OK);
+    assert_int_equal(info_count(0, 0), 0);
+    assert_int_equal(info_count(0, 1), 0);
+    km_uuid sid2;
+    assert_int_equal(km_uuid_v7(&sid2, 31), KM_OK);
+    flow_sign_init_body(&W, &sid2, &item, 1, &body);
+    assert_int_equal(flow_call(&W, 0, KM_CMD_SIGN_INIT, &body, NULL), KM_ERR_NOT_FOUND);
+    km_buf_free(&body);
+    km_buf bad;
+    km_buf_init(&bad);
+    assert_int_equal(km_buf_put_u8(&bad, 3), KM_OK);
+    assert_int_equal(km_buf_put(&bad, sid.b, 16), KM_OK);
+    assert_int_equal(flow_call(&W, 0, KM_CMD_SESSION_CLEAR, &bad, NULL), KM_ERR_PARSE);
+    km_buf_free(&bad);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_all_modes),
@@ -333,6 +419,8 @@ int main(void) {
         cmocka_unit_test(test_nonce_records_and_reuse),
         cmocka_unit_test(test_gateway_sees_no_message),
         cmocka_unit_test(test_unknown_subset_and_bad_points),
+        cmocka_unit_test(test_restart_mid_session_then_new_session),
+        cmocka_unit_test(test_session_clear),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
