@@ -1,7 +1,7 @@
 /* cmd_info.c — INFO: who this enclave is (public data only).
  *
  * Response body: u16 protocol version | enclave_pub[33] | fingerprint[32]
- *                | u32 keygens | u32 signing sessions | u32 imported keys
+ *                | u32 keygens | u32 signing sessions | u32 imported keys | u64 uptime_s
  */
 #include "enclave/enclave.h"
 #include "enclave/sessions.h"
@@ -21,5 +21,6 @@ void km_cmd_info(km_enclave *e, const unsigned char *body, size_t len, km_reply 
     (void)km_buf_put(&r->body, e->fingerprint, 32);
     (void)km_buf_put_u32(&r->body, counts.keygens);
     (void)km_buf_put_u32(&r->body, counts.signings);
-    (void)km_buf_put_u32(&r->body, counts.keys); /* a failed put is caught by dispatch via body.failed */
+    (void)km_buf_put_u32(&r->body, counts.keys);
+    (void)km_buf_put_u64(&r->body, km_enclave_now() - e->started_at); /* a failed put: body.failed */
 }

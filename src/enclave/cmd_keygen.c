@@ -90,6 +90,7 @@ void km_cmd_keygen_init(km_enclave *e, const unsigned char *body, size_t len, km
         return;
     }
     k->id = id;
+    k->created_at = km_enclave_now();
     memcpy(k->init_digest, digest, 32);
     k->init = init; /* ownership moves to k */
     k->my_index = mine;
@@ -113,6 +114,10 @@ void km_cmd_keygen_init(km_enclave *e, const unsigned char *body, size_t len, km
          * so nobody can swap the participants or the secret of a keygen. */
         if (!km_ct_equal(old->init_digest, digest, 32))
             km_reply_fail(r, KM_ERR_DUPLICATE, "keygen_init: keygen exists with a different init");
+        km_keygen_state_free(k);
+    } else if (e->sessions->counts.keygens >= e->max_keygens) {
+        km_reply_fail(r, KM_ERR_RANGE, "keygen_init: enclave holds its maximum of %u keygens",
+                      e->max_keygens);
         km_keygen_state_free(k);
     } else {
         km_sessions_add_keygen(e->sessions, k);

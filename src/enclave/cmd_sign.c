@@ -438,6 +438,12 @@ void km_cmd_sign_init(km_enclave *e, const unsigned char *body, size_t len, km_r
         pthread_mutex_unlock(&e->lock);
         return;
     }
+    if (e->sessions->counts.signings >= e->max_signings) {
+        km_reply_fail(r, KM_ERR_RANGE, "sign_init: enclave holds its maximum of %u signing sessions",
+                      e->max_signings);
+        pthread_mutex_unlock(&e->lock);
+        return;
+    }
     if (!k || !k->finalized) {
         km_reply_fail(r, k ? KM_ERR_STATE : KM_ERR_NOT_FOUND, "sign_init: keygen %s",
                       k ? "not finalised" : "unknown");
@@ -452,6 +458,7 @@ void km_cmd_sign_init(km_enclave *e, const unsigned char *body, size_t len, km_r
         st->id = signing_id;
         st->keygen_id = keygen_id;
         st->keygen = k;
+        st->created_at = km_enclave_now();
         memcpy(st->init_digest, digest, 32);
         km_buf_init(&st->init_response);
         km_buf_init(&st->partial_response);

@@ -8,8 +8,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "enclave/enclave.h"
+#include "enclave/signing.h"
 
 static const struct {
     uint16_t code;
@@ -26,6 +28,27 @@ static const struct {
     {KM_CMD_SIGN_FINALIZE, km_cmd_sign_finalize},
     {KM_CMD_SESSION_CLEAR, km_cmd_session_clear},
 };
+
+uint64_t km_enclave_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec;
+}
+
+void km_enclave_expire(km_enclave *e, uint64_t now) {
+    km_enclave_sessions *s = e->sessions;
+    for (km_signing_state *st = s->signings; st;) {
+        km_signing_state *next = st->next;
+        if (now - st->created_at > e->signing_ttl_s) km_signing_remove(s, &st->id);
+        st = next;
+    }
+    /* Finalised keygens are wallets: they stay until cleared. */
+    for (km_keygen_state *k = s->keygens; k;) {
+        km_keygen_state *next = k->next;
+        if (!k->finalized && now - k->created_at > e->keygen_ttl_s) km_sessions_remove_keygen(s, &k->id);
+        k = next;
+    }
+}
 
 void km_reply_fail(km_reply *r, km_err err, const char *fmt, ...) {
     va_list ap;
@@ -46,8 +69,12 @@ void km_enclave_dispatch(km_enclave *e, const km_msg *req, km_buf *out) {
         km_reply_fail(&r, KM_ERR_PARSE, "expected a request");
     else if (!h)
         km_reply_fail(&r, KM_ERR_UNSUPPORTED, "unknown command 0x%04x", req->code);
-    else
+    else {
+        pthread_mutex_lock(&e->lock);
+        km_enclave_expire(e, km_enclave_now());
+        pthread_mutex_unlock(&e->lock);
         h(e, req->body, req->body_len, &r);
+    }
     if (!r.err && r.body.failed) km_reply_fail(&r, KM_ERR_NOMEM, "out of memory");
     km_err werr;
     if (r.err) {

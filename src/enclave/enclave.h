@@ -29,7 +29,12 @@ typedef struct km_enclave {
     km_secret *dev_key;        /* leaf private key, PEM */
     km_buf dev_leaf, dev_root; /* certificates, PEM */
     unsigned char pcr0[48];    /* SHA-384 of this binary */
-    pthread_mutex_t lock;      /* guards the session tables below */
+    /* Bounds (DESIGN §6: timeouts enforced; a full enclave refuses new work). */
+    uint32_t max_keygens, max_signings;
+    uint64_t keygen_ttl_s;  /* an unfinalised keygen is wiped after this */
+    uint64_t signing_ttl_s; /* a signing session is wiped after this */
+    uint64_t started_at;    /* monotonic seconds at start, for uptime */
+    pthread_mutex_t lock;   /* guards the session tables below */
     struct km_enclave_sessions *sessions;
     volatile int stopping;
 } km_enclave;
@@ -43,6 +48,12 @@ typedef struct km_reply {
 } km_reply;
 
 typedef void (*km_cmd_handler)(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
+
+/** Seconds on the monotonic clock. */
+uint64_t km_enclave_now(void);
+
+/** Wipes sessions past their time to live. Caller holds e->lock. */
+void km_enclave_expire(km_enclave *e, uint64_t now);
 
 /** Sets r to an error with a printf-style detail. */
 void km_reply_fail(km_reply *r, km_err err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

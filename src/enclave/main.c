@@ -37,6 +37,8 @@ static void usage(FILE *f) {
     fputs("usage:\n"
           "  keymeld-enclave run --listen ADDR --state-dir DIR --sealing-key FILE --gateway-key HEX\n"
           "                      [--gateway-key HEX ...] [--dev-ca DIR] [--max-connections N]\n"
+          "                      [--max-keygens N] [--max-signings N] [--keygen-ttl S] [--signing-ttl S]\n"
+          "                      [--handshake-timeout S]\n"
           "  keymeld-enclave pubkey --state-dir DIR --sealing-key FILE\n"
           "  keymeld-enclave sealing-key new FILE\n"
           "  keymeld-enclave dev-ca init DIR     create a development attestation CA\n"
@@ -59,11 +61,33 @@ typedef struct {
     unsigned char gateways[MAX_GATEWAY_KEYS][32];
     size_t n_gateways;
     int max_connections;
+    uint64_t handshake_timeout_s;
+    uint32_t max_keygens, max_signings;
+    uint64_t keygen_ttl_s, signing_ttl_s;
 } run_opts;
+
+/* Parses a decimal in [lo, hi]; returns 0 or -1. */
+static int parse_num(const char *name, const char *v, uint64_t lo, uint64_t hi, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (*v == '-' || *end || errno || n < lo || n > hi) {
+        fprintf(stderr, "keymeld-enclave: %s must be %llu..%llu\n", name, (unsigned long long)lo,
+                (unsigned long long)hi);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
 
 static int parse_opts(int argc, char **argv, run_opts *o) {
     memset(o, 0, sizeof *o);
     o->max_connections = 64;
+    o->handshake_timeout_s = 10;
+    o->max_keygens = 10000;
+    o->max_signings = 10000;
+    o->keygen_ttl_s = 86400;
+    o->signing_ttl_s = 3600;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
@@ -88,6 +112,18 @@ static int parse_opts(int argc, char **argv, run_opts *o) {
                 return -1;
             }
             o->n_gateways++;
+        } else if (strcmp(a, "--max-keygens") == 0 || strcmp(a, "--max-signings") == 0) {
+            uint64_t n;
+            if (parse_num(a, v, 1, 1000000, &n)) return -1;
+            if (strcmp(a, "--max-keygens") == 0)
+                o->max_keygens = (uint32_t)n;
+            else
+                o->max_signings = (uint32_t)n;
+        } else if (strcmp(a, "--handshake-timeout") == 0) {
+            if (parse_num(a, v, 1, 3600, &o->handshake_timeout_s)) return -1;
+        } else if (strcmp(a, "--keygen-ttl") == 0 || strcmp(a, "--signing-ttl") == 0) {
+            uint64_t *ttl = strcmp(a, "--keygen-ttl") == 0 ? &o->keygen_ttl_s : &o->signing_ttl_s;
+            if (parse_num(a, v, 1, 31536000, ttl)) return -1;
         } else if (strcmp(a, "--max-connections") == 0) {
             char *end;
             long n = strtol(v, &end, 10);
@@ -168,6 +204,11 @@ static int cmd_run(int argc, char **argv) {
     pthread_mutex_init(&e.lock, NULL);
     e.sessions = km_sessions_new();
     e.gateways = o.gateways;
+    e.max_keygens = o.max_keygens;
+    e.max_signings = o.max_signings;
+    e.keygen_ttl_s = o.keygen_ttl_s;
+    e.signing_ttl_s = o.signing_ttl_s;
+    e.started_at = km_enclave_now();
     e.n_gateways = o.n_gateways;
     int rc = 1;
     if (km_self_measure(e.pcr0) != 0) {
@@ -186,7 +227,7 @@ static int cmd_run(int argc, char **argv) {
             signal_arg sa = {&e, lfd, set};
             pthread_t st;
             pthread_create(&st, NULL, signal_main, &sa);
-            km_server_limits limits = {o.max_connections, 10, 0};
+            km_server_limits limits = {o.max_connections, (int)o.handshake_timeout_s, 0};
             rc = km_enclave_serve(&e, lfd, &limits) == 0 ? 0 : 1;
             close(lfd);
             fprintf(stderr, "keymeld-enclave: shutting down\n");

@@ -29,6 +29,7 @@ typedef struct km_local_participant {
 typedef struct km_keygen_state {
     struct km_keygen_state *next;
     km_uuid id;
+    uint64_t created_at;           /* km_enclave_now() at init */
     unsigned char init_digest[32]; /* SHA-256 of the init plaintext: a re-init must match */
     km_keygen_init init;           /* session_secret field is wiped; the secret lives in `secret` */
     km_secret *secret;             /* the session secret (32 bytes) */

@@ -29,6 +29,7 @@ typedef struct km_sign_unit {
 typedef struct km_signing_state {
     struct km_signing_state *next;
     km_uuid id, keygen_id;
+    uint64_t created_at;     /* km_enclave_now() at SIGN_INIT */
     km_keygen_state *keygen; /* a keygen is never freed while it has signings */
     unsigned char init_digest[32];
     unsigned char approval_digest[32];

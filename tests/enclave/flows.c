@@ -4,14 +4,18 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 #include <secp256k1_extrakeys.h>
 #include <secp256k1_schnorrsig.h>
 
+#include "keymeld/adaptor.h"
 #include "keymeld/aead.h"
 #include "keymeld/ecies.h"
+#include "keymeld/hex.h"
+#include "keymeld/single.h"
 #include "tests/enclave/flows.h"
 
 void flow_put_vbytes(km_buf *b, const unsigned char *p, size_t n) {
@@ -57,7 +61,51 @@ int flow_start(flow_world *w, int n_enclaves, int n_users) {
     return 0;
 }
 
+void flow_note_R(flow_world *w, const unsigned char r32[32]) {
+    for (size_t i = 0; i < w->n_seen_R; i++)
+        assert_memory_not_equal(w->seen_R[i], r32, 32);
+    if (w->n_seen_R == w->cap_seen_R) {
+        w->cap_seen_R = w->cap_seen_R ? 2 * w->cap_seen_R : 64;
+        w->seen_R = realloc(w->seen_R, w->cap_seen_R * 32);
+        assert_non_null(w->seen_R);
+    }
+    memcpy(w->seen_R[w->n_seen_R++], r32, 32);
+}
+
+static void assert_not_in(const km_buf *log, const unsigned char *secret, size_t n) {
+    char hex[65];
+    assert_int_equal(km_hex_encode(hex, sizeof hex, secret, n), KM_OK);
+    for (size_t off = 0; off + 2 * n <= log->len; off++)
+        assert_memory_not_equal(log->data + off, hex, 2 * n);
+    for (size_t off = 0; off + n <= log->len; off++)
+        assert_memory_not_equal(log->data + off, secret, n);
+}
+
+void flow_assert_logs_clean(flow_world *w) {
+    for (int i = 0; i < w->n_enclaves; i++) {
+        char path[320];
+        snprintf(path, sizeof path, "%s/enclave.log", w->enc[i].dir);
+        km_buf log;
+        km_buf_init(&log);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        unsigned char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+            assert_int_equal(km_buf_put(&log, buf, n), KM_OK);
+        fclose(f);
+        assert_true(log.len > 0); /* the log exists and was written to */
+        assert_not_in(&log, w->secret, 32);
+        for (int u = 0; u < w->n_users; u++) {
+            assert_not_in(&log, w->seckeys[u], 32);
+            assert_not_in(&log, w->auth_sec[u], 32);
+        }
+        km_buf_free(&log);
+    }
+}
+
 void flow_stop(flow_world *w) {
+    free(w->seen_R);
     for (int i = 0; i < w->n_enclaves; i++) {
         km_enclave_conn_close(&w->conn[i]);
         km_test_enclave_destroy(&w->enc[i]);
@@ -221,6 +269,73 @@ km_err flow_open_result(flow_world *w, const km_uuid *signing_id, const km_buf *
         km_session_open(w->session, ad.bytes, ad.len, sealed->data, sealed->len, pt->data, pt->len, &got);
     pt->len = got;
     return err;
+}
+
+void flow_expected_key(flow_world *w, const km_sign_item *it, unsigned char out32[32]) {
+    unsigned char keys[FLOW_MAX_USERS][33];
+    size_t n = 0, bad;
+    const km_subset_def *sub = NULL;
+    for (uint16_t s = 0; it->has_subset && s < w->n_subsets; s++)
+        if (memcmp(w->subsets[s].id.b, it->subset_id.b, 16) == 0) sub = &w->subsets[s];
+    assert_true(!it->has_subset || sub);
+    if (sub)
+        for (uint16_t i = 0; i < sub->n; i++)
+            memcpy(keys[n++], w->pubkeys[sub->members[i]], 33);
+    else
+        for (int u = 0; u < w->n_users; u++)
+            memcpy(keys[n++], w->pubkeys[u], 33);
+    km_musig_keyagg ka;
+    assert_int_equal(km_musig_key_agg(w->ctx, &ka, &keys[0][0], n, &bad), KM_OK);
+    assert_int_equal(km_musig_keyagg_tweak(w->ctx, &ka, it->own_tweak ? &it->tweak : &w->tweak), KM_OK);
+    memcpy(out32, ka.output_xonly, 32);
+}
+
+void flow_check_result(flow_world *w, const km_sign_item *items, const flow_secrets *secrets, size_t n,
+                       const km_buf *result) {
+    km_cursor c;
+    uint32_t count;
+    km_cursor_init(&c, result->data, result->len);
+    assert_int_equal(km_cursor_get_u32(&c, &count), KM_OK);
+    assert_int_equal(count, n);
+    for (size_t i = 0; i < n; i++) {
+        const km_sign_item *it = &items[i];
+        km_uuid id;
+        uint8_t type;
+        uint16_t units;
+        assert_int_equal(km_cursor_get_bytes(&c, id.b, 16), KM_OK);
+        assert_memory_equal(id.b, it->id.b, 16);
+        assert_int_equal(km_cursor_get_u8(&c, &type), KM_OK);
+        assert_int_equal(type, it->adaptor);
+        assert_int_equal(km_cursor_get_u16(&c, &units), KM_OK);
+        assert_int_equal(units, km_sign_item_units(it));
+        unsigned char Q[32];
+        flow_expected_key(w, it, Q);
+        for (uint16_t v = 0; v < units; v++) {
+            unsigned char sig[64], T[33], final[64], t[32], back[32];
+            assert_int_equal(km_cursor_get_bytes(&c, sig, 64), KM_OK);
+            assert_int_equal(km_cursor_get_bytes(&c, T, 33), KM_OK);
+            flow_note_R(w, sig);
+            if (type == KM_ADAPTOR_NONE) {
+                assert_int_equal(km_single_schnorr_verify(w->ctx, sig, it->msg, 32, Q), KM_OK);
+                continue;
+            }
+            assert_int_equal(km_single_schnorr_verify(w->ctx, sig, it->msg, 32, Q), KM_ERR_VERIFY);
+            assert_int_equal(km_adaptor_presig_verify(w->ctx, sig, T, Q, it->msg), KM_OK);
+            if (type == KM_ADAPTOR_AND) {
+                const unsigned char *ss[KM_MAX_ADAPTOR_POINTS];
+                for (uint16_t p = 0; p < it->n_points; p++)
+                    ss[p] = secrets[i].t[p];
+                assert_int_equal(km_adaptor_secret_sum(w->ctx, t, ss, it->n_points), KM_OK);
+            } else {
+                memcpy(t, secrets[i].t[type == KM_ADAPTOR_OR ? v : 0], 32);
+            }
+            assert_int_equal(km_adaptor_adapt(w->ctx, final, sig, t, Q, it->msg), KM_OK);
+            assert_int_equal(km_single_schnorr_verify(w->ctx, final, it->msg, 32, Q), KM_OK);
+            assert_int_equal(km_adaptor_extract(w->ctx, back, sig, final, T), KM_OK);
+            assert_memory_equal(back, t, 32);
+        }
+    }
+    assert_int_equal(km_cursor_finish(&c), KM_OK);
 }
 
 km_err flow_sign(flow_world *w, const km_uuid *signing_id, const km_sign_item *items, size_t n,

@@ -35,7 +35,18 @@ typedef struct flow_world {
     km_subset_def subsets[2];
     uint16_t subset_members[2][FLOW_MAX_USERS];
     km_musig_keyagg keyagg; /* recomputed by the client from its own data */
+    /* Every nonce point x(R) seen in any signature or pre-signature. */
+    unsigned char (*seen_R)[32];
+    size_t n_seen_R, cap_seen_R;
 } flow_world;
+
+/** Record x(R) of a signature; fails the test if it was ever seen before:
+ *  a repeated R across sessions would mean a nonce was reused. */
+void flow_note_R(flow_world *w, const unsigned char r32[32]);
+
+/** Fails the test if any enclave log contains a secret of the world (secret
+ *  keys, auth keys, the session secret) in hex. */
+void flow_assert_logs_clean(flow_world *w);
 
 /** Start n_enclaves enclaves and connect; make n_users users assigned round
  *  robin. Returns 0 or -1. */
@@ -75,6 +86,23 @@ void flow_records_body(const km_uuid *signing_id, const flow_records *r, km_buf 
  *  opened result plaintext goes to result. Returns the first failing status. */
 km_err flow_sign(flow_world *w, const km_uuid *signing_id, const km_sign_item *items, size_t n,
                  km_buf *result);
+
+/** The x-only key an item must verify under, computed by the client from
+ *  its own knowledge (the participants' public keys, subsets and tweaks). */
+void flow_expected_key(flow_world *w, const km_sign_item *it, unsigned char out32[32]);
+
+/** Adaptor secrets of an item, parallel to its points. */
+typedef struct flow_secrets {
+    unsigned char t[KM_MAX_ADAPTOR_POINTS][32];
+} flow_secrets;
+
+/** Check a signing result as a careful client does: every item present in
+ *  order; regular signatures verify (libsecp256k1) under the expected key;
+ *  pre-signatures do not verify as signatures, verify as pre-signatures,
+ *  complete with the secret(s) into valid signatures from which the secret is
+ *  extracted back. Every x(R) is noted (flow_note_R). */
+void flow_check_result(flow_world *w, const km_sign_item *items, const flow_secrets *secrets, size_t n,
+                       const km_buf *result);
 
 /** Open a sealed signing result with the client's session key. */
 km_err flow_open_result(flow_world *w, const km_uuid *signing_id, const km_buf *sealed, km_buf *pt);

@@ -13,11 +13,17 @@ typedef struct km_test_enclave {
     char addr[300]; /* unix:DIR/enclave.sock */
     unsigned char pub[33];
     unsigned char gw_sec[32], gw_x[32]; /* the gateway credential it trusts */
+    const char *extra[9];               /* extra `run` arguments (static strings), NULL-terminated */
 } km_test_enclave;
 
 /** Make a temporary state dir, sealing key and gateway credential; start the
  *  enclave and wait until it accepts connections. Returns 0 or -1. */
 int km_test_enclave_start(km_ctx *ctx, km_test_enclave *t);
+/** The same, with up to 8 extra `run` arguments (NULL-terminated list of
+ *  static strings), kept for restarts. */
+int km_test_enclave_start_with(km_ctx *ctx, km_test_enclave *t, const char *const *extra);
+/** SIGKILL (no chance to clean up), wait. */
+void km_test_enclave_kill(km_test_enclave *t);
 /** Start again on the same state dir (the identity must survive). */
 int km_test_enclave_restart(km_test_enclave *t);
 /** SIGTERM, wait; returns the exit status (0 = clean shutdown). */

@@ -161,7 +161,7 @@ static void test_info_and_unknown_gateway(void **state) {
     km_buf_init(&empty);
     km_buf_init(&out);
     assert_int_equal(call(0, KM_CMD_INFO, &empty, &out), KM_OK);
-    assert_int_equal(out.len, 2 + 33 + 32 + 12);
+    assert_int_equal(out.len, 2 + 33 + 32 + 12 + 8);
     assert_memory_equal(out.data + 2, W.enc[0].pub, 33);
     unsigned char fp[32];
     km_sha256(fp, W.enc[0].pub, 33);
