@@ -3,11 +3,15 @@
  * Header-only (static functions): CMake makes one executable of every .c file in bench/,
  * so helpers shared between benchmarks cannot live in a .c file of their own.
  *
- * How a figure is obtained (bench_measure):
- *   1. Calibration, which is also the warm-up: the operation runs in batches of
- *      1, 2, 4, ... iterations until one batch lasts at least calib_s. This pages
- *      in code and data, fills caches and lets the CPU leave its idle clock.
- *   2. BENCH_RUNS timed runs, each of as many iterations as fill target_s.
+ * How a figure is obtained (bench_run_jobs, over all figures of a program):
+ *   1. Calibration, which is also the warm-up: each operation runs in batches
+ *      of 1, 2, 4, ... iterations until one batch lasts at least calib_s. This
+ *      pages in code and data, fills caches and lets the CPU leave its idle
+ *      clock. The iteration count of a run is chosen to fill target_s.
+ *   2. BENCH_RUNS passes over ALL operations, each pass timing one run of
+ *      every operation. Interleaving the runs spreads the runs of one figure
+ *      over the whole benchmark, so a burst of load from another process (a
+ *      compiler on a shared machine) spoils one run of a figure, not all.
  *   3. The figure is the MINIMUM over the runs of (run time / iterations).
  * Why the minimum and not the mean: on a shared or virtualised machine every
  * disturbance (another tenant, an interrupt, a migration to another core) only
@@ -84,10 +88,8 @@ static inline double bench_time_batch(bench_fn fn, void *arg, size_t iters) {
     return bench_now() - t0;
 }
 
-/** Measure fn as described at the top of this file. */
-static inline bench_result bench_measure(const bench_config *cfg, bench_fn fn, void *arg) {
-    bench_result res;
-    memset(&res, 0, sizeof res);
+/** Iterations per timed run for fn (step 1 above). */
+static inline size_t bench_calibrate(const bench_config *cfg, bench_fn fn, void *arg) {
     size_t iters = 1;
     double t = bench_time_batch(fn, arg, iters);
     while (t < cfg->calib_s && iters < ((size_t)1 << 30)) {
@@ -98,12 +100,40 @@ static inline bench_result bench_measure(const bench_config *cfg, bench_fn fn, v
      * the call overhead; the floor keeps the division defined regardless. */
     double per_op = (t > 1e-9 ? t : 1e-9) / (double)iters;
     double want = cfg->target_s / per_op;
-    res.iters = want < 1.0 ? 1 : want > 1e9 ? (size_t)1e9 : (size_t)want;
-    for (int r = 0; r < BENCH_RUNS; r++) {
-        res.run_us[r] = bench_time_batch(fn, arg, res.iters) * 1e6 / (double)res.iters;
-        if (r == 0 || res.run_us[r] < res.us) res.us = res.run_us[r];
+    return want < 1.0 ? 1 : want > 1e9 ? (size_t)1e9 : (size_t)want;
+}
+
+/** Checks the outputs a timed body left behind; aborts if they are wrong. */
+typedef void (*bench_check_fn)(void *arg);
+
+/** One figure to measure. */
+typedef struct bench_job {
+    const char *name;     /**< for the progress line */
+    bench_fn fn;          /**< timed body */
+    bench_check_fn check; /**< run after every batch; NULL when the body's own checks suffice */
+    void *arg;            /**< passed to fn and check */
+    bench_result *res;    /**< receives the figure */
+} bench_job;
+
+/** Measure every job as described at the top of this file. progress: print
+ *  a progress line on stderr. */
+static inline void bench_run_jobs(const bench_config *cfg, const bench_job *jobs, size_t n_jobs, int progress) {
+    for (size_t i = 0; i < n_jobs; i++) {
+        if (progress) fprintf(stderr, "\rbench: calibrating %-40s", jobs[i].name);
+        memset(jobs[i].res, 0, sizeof *jobs[i].res);
+        jobs[i].res->iters = bench_calibrate(cfg, jobs[i].fn, jobs[i].arg);
+        if (jobs[i].check) jobs[i].check(jobs[i].arg);
     }
-    return res;
+    for (int r = 0; r < BENCH_RUNS; r++) {
+        for (size_t i = 0; i < n_jobs; i++) {
+            bench_result *res = jobs[i].res;
+            if (progress) fprintf(stderr, "\rbench: run %d/%d %-40s", r + 1, BENCH_RUNS, jobs[i].name);
+            res->run_us[r] = bench_time_batch(jobs[i].fn, jobs[i].arg, res->iters) * 1e6 / (double)res->iters;
+            if (r == 0 || res->run_us[r] < res->us) res->us = res->run_us[r];
+            if (jobs[i].check) jobs[i].check(jobs[i].arg);
+        }
+    }
+    if (progress) fprintf(stderr, "\r%-60s\r", "");
 }
 
 /** Format microseconds with precision suited to the magnitude into buf. */

@@ -13,10 +13,11 @@
  *                the figures are not meaningful.
  *   --json FILE  also write the figures and the machine description to FILE.
  *
- * Method: see bench_util.h (calibrated batch, min of BENCH_RUNS runs). Every
- * timed call's result is checked, and after each measurement its outputs are
- * checked for correctness (the aggregate key is the expected one, the signature
- * verifies, ...), so the figures are those of operations that really worked.
+ * Method: see bench_util.h (calibrated batches, BENCH_RUNS interleaved runs,
+ * the minimum is reported). Every timed call's result is checked, and after
+ * every run the outputs it left are checked for correctness (the aggregate key
+ * is the expected one, the signature verifies, ...), so the figures are those
+ * of operations that really worked.
  */
 #include <openssl/crypto.h>
 #include <secp256k1.h>
@@ -89,6 +90,13 @@ typedef struct musig_fixture {
     unsigned char o_sig[64];
 } musig_fixture;
 
+/* One AEAD measurement: seal pt[0..len) or open what was sealed. */
+typedef struct aead_case {
+    size_t len;
+    unsigned char nonce[KM_AEAD_NONCE_LEN];
+    unsigned char ct[1024], tag[KM_AEAD_TAG_LEN], opened[1024];
+} aead_case;
+
 /* Single-key and symmetric operations. */
 typedef struct single_fixture {
     /* Secrets. */
@@ -106,25 +114,26 @@ typedef struct single_fixture {
     unsigned char msg[32], aux[32];
     unsigned char schnorr_sig[64], o_schnorr_sig[64];
     secp256k1_ecdsa_signature ecdsa_sig, o_ecdsa_sig;
-    /* AEAD: a 12-byte nonce = 4 fixed bytes || 8-byte counter, so that no
-     * (key, nonce) pair is ever used twice even in a benchmark. */
-    unsigned char nonce[KM_AEAD_NONCE_LEN];
+    /* AEAD under one key. Nonces are 4 random bytes || an 8-byte counter
+     * shared by every case, so that no (key, nonce) pair is ever used twice,
+     * not even in a benchmark. */
     uint64_t counter;
-    size_t len; /* plaintext length of the current AEAD measurement */
-    unsigned char pt[1024], ct[1024], tag[KM_AEAD_TAG_LEN], opened[1024];
+    unsigned char nonce_prefix[4];
+    unsigned char pt[1024];
+    aead_case seal32, seal1024, open32, open1024;
     unsigned char salt[32], hash[32];
 } single_fixture;
 
 static struct {
     secp256k1_context *ctx;
-    musig_fixture fx;
+    musig_fixture fx[N_NS]; /* one per n, all alive: runs are interleaved */
     single_fixture sx;
 } g;
 
 /* Wipes every secret and frees the context. Registered with atexit, so it
  * runs on normal exit and after a failed BENCH_CHECK alike. */
 static void cleanup(void) {
-    km_wipe(&g.fx, sizeof g.fx);
+    km_wipe(g.fx, sizeof g.fx);
     km_wipe(&g.sx, sizeof g.sx);
     if (g.ctx) secp256k1_context_destroy(g.ctx);
     g.ctx = NULL;
@@ -158,8 +167,7 @@ static int aggnonce_equal(const secp256k1_musig_aggnonce *a, const secp256k1_mus
  * session whose final signature verifies.
  * ------------------------------------------------------------------------- */
 
-static void fixture_build(size_t n) {
-    musig_fixture *f = &g.fx;
+static void fixture_build(musig_fixture *f, size_t n) {
     km_wipe(f, sizeof *f);
     f->n = n;
     for (size_t i = 0; i < n; i++) {
@@ -213,7 +221,7 @@ static void fixture_build(size_t n) {
 
 /* ---------------------------------------------------------------------------
  * MuSig2 timed bodies. Each performs one operation iters times and checks
- * every result; the matching *_check runs once afterwards on the outputs.
+ * every result; the matching c_* check runs after every batch on the outputs.
  * ------------------------------------------------------------------------- */
 
 /* Key aggregation as a coordinator does it: sort the received keys (from
@@ -227,7 +235,8 @@ static void b_keyagg(void *arg, size_t iters) {
         BENCH_CHECK(secp256k1_musig_pubkey_agg(g.ctx, &f->o_agg_pk, &f->o_cache, f->pk_work, f->n) == 1);
     }
 }
-static void c_keyagg(musig_fixture *f) {
+static void c_keyagg(void *arg) {
+    musig_fixture *f = arg;
     BENCH_CHECK(xonly_equal(&f->o_agg_pk, &f->agg_pk));
 }
 
@@ -240,7 +249,8 @@ static void b_tweak(void *arg, size_t iters) {
         BENCH_CHECK(secp256k1_musig_pubkey_xonly_tweak_add(g.ctx, &f->o_pk, &f->o_cache, f->tweak) == 1);
     }
 }
-static void c_tweak(musig_fixture *f) {
+static void c_tweak(void *arg) {
+    musig_fixture *f = arg;
     BENCH_CHECK(pubkey_equal(&f->o_pk, &f->out_pk));
 }
 
@@ -254,7 +264,8 @@ static void b_nonce_gen(void *arg, size_t iters) {
                                               f->seckey[0], &f->pk[0], f->msg, &f->cache, NULL) == 1);
     }
 }
-static void c_nonce_gen(musig_fixture *f) {
+static void c_nonce_gen(void *arg) {
+    musig_fixture *f = arg;
     /* The fresh nonce must differ from the reference one (fresh randomness). */
     unsigned char a[66], b[66];
     BENCH_CHECK(secp256k1_musig_pubnonce_serialize(g.ctx, a, &f->o_pubnonce) == 1);
@@ -268,7 +279,8 @@ static void b_nonce_agg(void *arg, size_t iters) {
     for (size_t it = 0; it < iters; it++)
         BENCH_CHECK(secp256k1_musig_nonce_agg(g.ctx, &f->o_aggnonce, f->pubnonce_ptr, f->n) == 1);
 }
-static void c_nonce_agg(musig_fixture *f) {
+static void c_nonce_agg(void *arg) {
+    musig_fixture *f = arg;
     BENCH_CHECK(aggnonce_equal(&f->o_aggnonce, &f->aggnonce));
 }
 
@@ -278,7 +290,8 @@ static void b_nonce_process(void *arg, size_t iters) {
         BENCH_CHECK(secp256k1_musig_nonce_process(g.ctx, &f->o_session[0], &f->aggnonce, f->msg, &f->cache) ==
                     1);
 }
-static void c_nonce_process(musig_fixture *f) {
+static void c_nonce_process(void *arg) {
+    musig_fixture *f = arg;
     /* The session is opaque; it is right if a correct partial signature
      * verifies against it. */
     BENCH_CHECK(secp256k1_musig_partial_sig_verify(g.ctx, &f->psig[0], &f->pubnonce[0], &f->pk[0], &f->cache,
@@ -295,7 +308,8 @@ static void b_sign(void *arg, size_t iters) {
                                                  &f->cache, &f->session) == 1);
     }
 }
-static void c_sign(musig_fixture *f) {
+static void c_sign(void *arg) {
+    musig_fixture *f = arg;
     BENCH_CHECK(secp256k1_musig_partial_sig_verify(g.ctx, &f->o_psig[0], &f->pubnonce[0], &f->pk[0],
                                                    &f->cache, &f->session) == 1);
 }
@@ -312,7 +326,8 @@ static void b_psig_agg(void *arg, size_t iters) {
     for (size_t it = 0; it < iters; it++)
         BENCH_CHECK(secp256k1_musig_partial_sig_agg(g.ctx, f->o_sig, &f->session, f->psig_ptr, f->n) == 1);
 }
-static void c_psig_agg(musig_fixture *f) {
+static void c_psig_agg(void *arg) {
+    musig_fixture *f = arg;
     BENCH_CHECK(secp256k1_schnorrsig_verify(g.ctx, f->o_sig, f->msg, sizeof f->msg, &f->out_xonly) == 1);
 }
 
@@ -358,7 +373,7 @@ typedef struct musig_op {
     const char *key;   /* JSON name */
     const char *label; /* table row */
     bench_fn fn;
-    void (*check)(musig_fixture *f);
+    bench_check_fn check;
 } musig_op;
 
 enum {
@@ -393,6 +408,20 @@ static const musig_op g_musig_ops[N_MUSIG_OPS] = {
  * libkeymeld).
  * ------------------------------------------------------------------------- */
 
+static void next_aead_nonce(unsigned char nonce[KM_AEAD_NONCE_LEN]) {
+    single_fixture *s = &g.sx;
+    s->counter++;
+    memcpy(nonce, s->nonce_prefix, sizeof s->nonce_prefix);
+    for (int i = 0; i < 8; i++)
+        nonce[4 + i] = (unsigned char)(s->counter >> (8 * i));
+}
+
+static void aead_case_init(aead_case *c, size_t len) {
+    c->len = len;
+    next_aead_nonce(c->nonce);
+    BENCH_CHECK(km_aead_seal(c->ct, c->tag, g.sx.aead_key, c->nonce, NULL, 0, g.sx.pt, len) == KM_OK);
+}
+
 static void single_build(void) {
     single_fixture *s = &g.sx;
     km_wipe(s, sizeof *s);
@@ -407,16 +436,14 @@ static void single_build(void) {
     BENCH_CHECK(secp256k1_schnorrsig_sign32(g.ctx, s->schnorr_sig, s->msg, &s->keypair, s->aux) == 1);
     BENCH_CHECK(secp256k1_ecdsa_sign(g.ctx, &s->ecdsa_sig, s->msg, s->seckey, NULL, NULL) == 1);
     bench_random(s->aead_key, sizeof s->aead_key);
-    bench_random(s->nonce, 4);
+    bench_random(s->nonce_prefix, sizeof s->nonce_prefix);
     bench_random(s->pt, sizeof s->pt);
+    aead_case_init(&s->seal32, 32);
+    aead_case_init(&s->seal1024, 1024);
+    aead_case_init(&s->open32, 32);
+    aead_case_init(&s->open1024, 1024);
     bench_random(s->ikm, sizeof s->ikm);
     bench_random(s->salt, sizeof s->salt);
-}
-
-static void next_aead_nonce(single_fixture *s) {
-    s->counter++;
-    for (int i = 0; i < 8; i++)
-        s->nonce[4 + i] = (unsigned char)(s->counter >> (8 * i));
 }
 
 static void b_getrandom(void *arg, size_t iters) {
@@ -430,7 +457,8 @@ static void b_pubkey_create(void *arg, size_t iters) {
     for (size_t it = 0; it < iters; it++)
         BENCH_CHECK(secp256k1_ec_pubkey_create(g.ctx, &s->o_pk, s->seckey) == 1);
 }
-static void c_pubkey_create(single_fixture *s) {
+static void c_pubkey_create(void *arg) {
+    single_fixture *s = arg;
     BENCH_CHECK(pubkey_equal(&s->o_pk, &s->pk));
 }
 
@@ -439,7 +467,8 @@ static void b_schnorr_sign(void *arg, size_t iters) {
     for (size_t it = 0; it < iters; it++)
         BENCH_CHECK(secp256k1_schnorrsig_sign32(g.ctx, s->o_schnorr_sig, s->msg, &s->keypair, s->aux) == 1);
 }
-static void c_schnorr_sign(single_fixture *s) {
+static void c_schnorr_sign(void *arg) {
+    single_fixture *s = arg;
     BENCH_CHECK(secp256k1_schnorrsig_verify(g.ctx, s->o_schnorr_sig, s->msg, sizeof s->msg, &s->xonly) == 1);
 }
 
@@ -455,7 +484,8 @@ static void b_ecdsa_sign(void *arg, size_t iters) {
     for (size_t it = 0; it < iters; it++)
         BENCH_CHECK(secp256k1_ecdsa_sign(g.ctx, &s->o_ecdsa_sig, s->msg, s->seckey, NULL, NULL) == 1);
 }
-static void c_ecdsa_sign(single_fixture *s) {
+static void c_ecdsa_sign(void *arg) {
+    single_fixture *s = arg;
     BENCH_CHECK(secp256k1_ecdsa_verify(g.ctx, &s->o_ecdsa_sig, s->msg, &s->pk) == 1);
 }
 
@@ -470,7 +500,8 @@ static void b_ecdh(void *arg, size_t iters) {
     for (size_t it = 0; it < iters; it++)
         BENCH_CHECK(secp256k1_ecdh(g.ctx, s->shared, &s->peer_pk, s->seckey, NULL, NULL) == 1);
 }
-static void c_ecdh(single_fixture *s) {
+static void c_ecdh(void *arg) {
+    single_fixture *s = arg;
     /* Diffie-Hellman agrees from the other side. */
     unsigned char other[32];
     BENCH_CHECK(secp256k1_ecdh(g.ctx, other, &s->pk, s->peer_seckey, NULL, NULL) == 1);
@@ -479,31 +510,34 @@ static void c_ecdh(single_fixture *s) {
     BENCH_CHECK(same);
 }
 
+/* arg: an aead_case; key and plaintext are the single fixture's. */
 static void b_aead_seal(void *arg, size_t iters) {
-    single_fixture *s = arg;
+    aead_case *c = arg;
     for (size_t it = 0; it < iters; it++) {
-        next_aead_nonce(s);
-        BENCH_CHECK(km_aead_seal(s->ct, s->tag, s->aead_key, s->nonce, NULL, 0, s->pt, s->len) == KM_OK);
+        next_aead_nonce(c->nonce);
+        BENCH_CHECK(km_aead_seal(c->ct, c->tag, g.sx.aead_key, c->nonce, NULL, 0, g.sx.pt, c->len) == KM_OK);
     }
 }
-static void c_aead_seal(single_fixture *s) {
-    BENCH_CHECK(km_aead_open(s->opened, s->aead_key, s->nonce, NULL, 0, s->ct, s->len, s->tag) == KM_OK);
-    BENCH_CHECK(memcmp(s->opened, s->pt, s->len) == 0);
+static void c_aead_seal(void *arg) {
+    aead_case *c = arg;
+    BENCH_CHECK(km_aead_open(c->opened, g.sx.aead_key, c->nonce, NULL, 0, c->ct, c->len, c->tag) == KM_OK);
+    BENCH_CHECK(memcmp(c->opened, g.sx.pt, c->len) == 0);
 }
 
-/* Opens the ciphertext left by the seal measurement of the same length. */
 static void b_aead_open(void *arg, size_t iters) {
-    single_fixture *s = arg;
+    aead_case *c = arg;
     for (size_t it = 0; it < iters; it++)
-        BENCH_CHECK(km_aead_open(s->opened, s->aead_key, s->nonce, NULL, 0, s->ct, s->len, s->tag) == KM_OK);
+        BENCH_CHECK(km_aead_open(c->opened, g.sx.aead_key, c->nonce, NULL, 0, c->ct, c->len, c->tag) ==
+                    KM_OK);
 }
-static void c_aead_open(single_fixture *s) {
-    BENCH_CHECK(memcmp(s->opened, s->pt, s->len) == 0);
+static void c_aead_open(void *arg) {
+    aead_case *c = arg;
+    BENCH_CHECK(memcmp(c->opened, g.sx.pt, c->len) == 0);
     /* The attacker's path: a flipped ciphertext bit must not authenticate. */
-    s->ct[0] ^= 1;
-    BENCH_CHECK(km_aead_open(s->opened, s->aead_key, s->nonce, NULL, 0, s->ct, s->len, s->tag) ==
+    c->ct[0] ^= 1;
+    BENCH_CHECK(km_aead_open(c->opened, g.sx.aead_key, c->nonce, NULL, 0, c->ct, c->len, c->tag) ==
                 KM_ERR_DECRYPT);
-    s->ct[0] ^= 1;
+    c->ct[0] ^= 1;
 }
 
 static void b_hkdf(void *arg, size_t iters) {
@@ -524,24 +558,24 @@ typedef struct single_op {
     const char *key;
     const char *label;
     bench_fn fn;
-    void (*check)(single_fixture *s);
-    size_t len; /* AEAD plaintext length; 0 otherwise */
+    bench_check_fn check;
+    void *arg; /* NULL: the single fixture */
 } single_op;
 
 static const single_op g_single_ops[] = {
-    {"getrandom_32", "getrandom(2), 32 bytes", b_getrandom, NULL, 0},
-    {"ec_pubkey_create", "ec_pubkey_create", b_pubkey_create, c_pubkey_create, 0},
-    {"schnorrsig_sign32", "schnorrsig_sign32", b_schnorr_sign, c_schnorr_sign, 0},
-    {"schnorrsig_verify", "schnorrsig_verify", b_schnorr_verify, NULL, 0},
-    {"ecdsa_sign", "ecdsa_sign", b_ecdsa_sign, c_ecdsa_sign, 0},
-    {"ecdsa_verify", "ecdsa_verify", b_ecdsa_verify, NULL, 0},
-    {"ecdh", "ecdh (SHA-256 of the shared point)", b_ecdh, c_ecdh, 0},
-    {"aead_seal_32", "km_aead_seal, 32 bytes (AES-256-GCM)", b_aead_seal, c_aead_seal, 32},
-    {"aead_open_32", "km_aead_open, 32 bytes", b_aead_open, c_aead_open, 32},
-    {"aead_seal_1024", "km_aead_seal, 1024 bytes", b_aead_seal, c_aead_seal, 1024},
-    {"aead_open_1024", "km_aead_open, 1024 bytes", b_aead_open, c_aead_open, 1024},
-    {"hkdf_sha256_32", "km_hkdf_sha256, 32-byte output", b_hkdf, NULL, 0},
-    {"sha256_64", "km_sha256, 64 bytes", b_sha256, NULL, 0},
+    {"getrandom_32", "getrandom(2), 32 bytes", b_getrandom, NULL, NULL},
+    {"ec_pubkey_create", "ec_pubkey_create", b_pubkey_create, c_pubkey_create, NULL},
+    {"schnorrsig_sign32", "schnorrsig_sign32", b_schnorr_sign, c_schnorr_sign, NULL},
+    {"schnorrsig_verify", "schnorrsig_verify", b_schnorr_verify, NULL, NULL},
+    {"ecdsa_sign", "ecdsa_sign", b_ecdsa_sign, c_ecdsa_sign, NULL},
+    {"ecdsa_verify", "ecdsa_verify", b_ecdsa_verify, NULL, NULL},
+    {"ecdh", "ecdh (SHA-256 of the shared point)", b_ecdh, c_ecdh, NULL},
+    {"aead_seal_32", "km_aead_seal, 32 bytes (AES-256-GCM)", b_aead_seal, c_aead_seal, &g.sx.seal32},
+    {"aead_open_32", "km_aead_open, 32 bytes", b_aead_open, c_aead_open, &g.sx.open32},
+    {"aead_seal_1024", "km_aead_seal, 1024 bytes", b_aead_seal, c_aead_seal, &g.sx.seal1024},
+    {"aead_open_1024", "km_aead_open, 1024 bytes", b_aead_open, c_aead_open, &g.sx.open1024},
+    {"hkdf_sha256_32", "km_hkdf_sha256, 32-byte output", b_hkdf, NULL, NULL},
+    {"sha256_64", "km_sha256, 64 bytes", b_sha256, NULL, NULL},
 };
 #define N_SINGLE_OPS (sizeof g_single_ops / sizeof g_single_ops[0])
 /* Rows from this index on are OpenSSL through libkeymeld (printed apart). */
@@ -724,25 +758,28 @@ int main(int argc, char **argv) {
 
     bench_machine m;
     bench_machine_info(&m);
-    /* Progress on a terminal only: in CTest or CI logs it is noise. */
-    const int progress = isatty(STDERR_FILENO);
 
+    /* Every figure is one job; bench_run_jobs interleaves their runs. */
+    static bench_job jobs[N_NS * N_MUSIG_OPS + N_SINGLE_OPS];
+    static char names[N_NS * N_MUSIG_OPS][64];
+    size_t n_jobs = 0;
     for (size_t j = 0; j < N_NS; j++) {
-        fixture_build(g_ns[j]);
+        fixture_build(&g.fx[j], g_ns[j]);
         for (size_t op = 0; op < N_MUSIG_OPS; op++) {
-            if (progress) fprintf(stderr, "\rbench: n=%-2zu %-40s", g_ns[j], g_musig_ops[op].key);
-            g_musig_res[op][j] = bench_measure(&cfg, g_musig_ops[op].fn, &g.fx);
-            if (g_musig_ops[op].check) g_musig_ops[op].check(&g.fx);
+            snprintf(names[n_jobs], sizeof names[n_jobs], "n=%zu %s", g_ns[j], g_musig_ops[op].key);
+            jobs[n_jobs] = (bench_job){names[n_jobs], g_musig_ops[op].fn, g_musig_ops[op].check, &g.fx[j],
+                                       &g_musig_res[op][j]};
+            n_jobs++;
         }
     }
     single_build();
     for (size_t i = 0; i < N_SINGLE_OPS; i++) {
-        if (progress) fprintf(stderr, "\rbench: %-45s", g_single_ops[i].key);
-        g.sx.len = g_single_ops[i].len;
-        g_single_res[i] = bench_measure(&cfg, g_single_ops[i].fn, &g.sx);
-        if (g_single_ops[i].check) g_single_ops[i].check(&g.sx);
+        void *arg = g_single_ops[i].arg ? g_single_ops[i].arg : &g.sx;
+        jobs[n_jobs++] = (bench_job){g_single_ops[i].key, g_single_ops[i].fn, g_single_ops[i].check, arg,
+                                     &g_single_res[i]};
     }
-    if (progress) fprintf(stderr, "\r%-60s\r", "");
+    /* Progress on a terminal only: in CTest or CI logs it is noise. */
+    bench_run_jobs(&cfg, jobs, n_jobs, isatty(STDERR_FILENO));
 
     print_tables(&m, quick);
     if (json_path) write_json(json_path, &m, quick);
