@@ -117,7 +117,8 @@ typedef struct bench_job {
 
 /** Measure every job as described at the top of this file. progress: print
  *  a progress line on stderr. */
-static inline void bench_run_jobs(const bench_config *cfg, const bench_job *jobs, size_t n_jobs, int progress) {
+static inline void bench_run_jobs(const bench_config *cfg, const bench_job *jobs, size_t n_jobs,
+                                  int progress) {
     for (size_t i = 0; i < n_jobs; i++) {
         if (progress) fprintf(stderr, "\rbench: calibrating %-40s", jobs[i].name);
         memset(jobs[i].res, 0, sizeof *jobs[i].res);
@@ -174,10 +175,22 @@ static inline void bench_json_result(FILE *f, const bench_result *r) {
 
 /** Facts about the machine that a figure depends on. */
 typedef struct bench_machine {
-    char cpu[256];    /**< "model name" of the first CPU in /proc/cpuinfo */
-    long cores;       /**< online processors */
-    char kernel[400]; /**< uname sysname, release, version and machine */
+    char cpu[256];       /**< "model name" of the first CPU in /proc/cpuinfo */
+    long cores;          /**< online processors */
+    char kernel[400];    /**< uname sysname, release, version and machine */
+    char load_start[32]; /**< 1-minute load average before measuring ... */
+    char load_end[32];   /**< ... and after: how busy the machine was */
 } bench_machine;
+
+/** The 1-minute load average from /proc/loadavg, as text ("?" if unknown). */
+static inline void bench_loadavg(char *buf, size_t len) {
+    snprintf(buf, len, "?");
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f) return;
+    char line[128];
+    if (fgets(line, sizeof line, f)) snprintf(buf, len, "%.*s", (int)strcspn(line, " \n"), line);
+    fclose(f);
+}
 
 static inline void bench_machine_info(bench_machine *m) {
     memset(m, 0, sizeof *m);
@@ -204,6 +217,8 @@ static inline void bench_machine_info(bench_machine *m) {
         snprintf(m->kernel, sizeof m->kernel, "%s %s %s %s", u.sysname, u.release, u.version, u.machine);
     else
         snprintf(m->kernel, sizeof m->kernel, "unknown");
+    bench_loadavg(m->load_start, sizeof m->load_start);
+    snprintf(m->load_end, sizeof m->load_end, "?");
 }
 
 #endif

@@ -30,6 +30,7 @@
 #include "bench_util.h"
 #include "keymeld/aead.h"
 #include "keymeld/hash.h"
+#include "keymeld/musig.h"
 #include "keymeld/secret.h"
 
 /* ---------------------------------------------------------------------------
@@ -124,15 +125,64 @@ typedef struct single_fixture {
     unsigned char salt[32], hash[32];
 } single_fixture;
 
+/* The same n-of-n setup seen through libkeymeld's km_musig_* wrappers
+ * (include/keymeld/musig.h): same keys, message and BIP-86 tweak as its raw
+ * fixture, wire-format values (33-byte keys, 66-byte nonces, ...), secret
+ * nonces in locked km_secret memory. */
+typedef struct wrap_fixture {
+    const musig_fixture *raw; /* keys, message, expected keys */
+    unsigned char pk33[MAX_N * KM_MUSIG_PUBKEY_LEN];
+    km_tweak tweak;
+    km_musig_keyagg ka_plain; /* untweaked */
+    km_musig_keyagg ka;       /* tweaked: used by every session */
+    /* Reference session. secnonce0 is signer 0's secret nonce for it, copied
+     * into secnonce[0] before each timed sign, for the reason given at
+     * musig_fixture.secnonce0 (the same session is re-signed, nothing else). */
+    km_secret *secnonce0;
+    km_secret *secnonce[MAX_N];
+    km_secret *s_secnonce[MAX_N]; /* the whole-session body's */
+    unsigned char pubnonces[MAX_N * KM_MUSIG_PUBNONCE_LEN];
+    unsigned char aggnonce[KM_MUSIG_AGGNONCE_LEN];
+    km_musig_session session;
+    unsigned char psigs[MAX_N * KM_MUSIG_PSIG_LEN];
+    unsigned char sig[KM_MUSIG_SIG_LEN];
+    /* Outputs of the timed bodies. */
+    km_musig_keyagg o_ka;
+    unsigned char o_pubnonce[KM_MUSIG_PUBNONCE_LEN];
+    unsigned char o_pubnonces[MAX_N * KM_MUSIG_PUBNONCE_LEN];
+    unsigned char o_aggnonce[KM_MUSIG_AGGNONCE_LEN];
+    km_musig_session o_session[MAX_N];
+    unsigned char o_psigs[MAX_N * KM_MUSIG_PSIG_LEN];
+    unsigned char o_sig[KM_MUSIG_SIG_LEN];
+} wrap_fixture;
+
 static struct {
-    secp256k1_context *ctx;
+    secp256k1_context *ctx; /* for the raw floor */
+    km_ctx *kctx;           /* for the km_musig_* wrappers */
     musig_fixture fx[N_NS]; /* one per n, all alive: runs are interleaved */
+    wrap_fixture wx[N_NS];
     single_fixture sx;
 } g;
+
+/* Frees a wrapper fixture's secret nonces (km_secret_free wipes them). */
+static void wrap_free(wrap_fixture *w) {
+    km_secret_free(w->secnonce0);
+    w->secnonce0 = NULL;
+    for (size_t i = 0; i < MAX_N; i++) {
+        km_secret_free(w->secnonce[i]);
+        km_secret_free(w->s_secnonce[i]);
+        w->secnonce[i] = w->s_secnonce[i] = NULL;
+    }
+}
 
 /* Wipes every secret and frees the context. Registered with atexit, so it
  * runs on normal exit and after a failed BENCH_CHECK alike. */
 static void cleanup(void) {
+    for (size_t j = 0; j < N_NS; j++)
+        wrap_free(&g.wx[j]);
+    km_wipe(g.wx, sizeof g.wx);
+    km_ctx_destroy(g.kctx);
+    g.kctx = NULL;
     km_wipe(g.fx, sizeof g.fx);
     km_wipe(&g.sx, sizeof g.sx);
     if (g.ctx) secp256k1_context_destroy(g.ctx);
@@ -404,6 +454,200 @@ static const musig_op g_musig_ops[N_MUSIG_OPS] = {
 };
 
 /* ---------------------------------------------------------------------------
+ * The same operations through libkeymeld's km_musig_* wrappers. Each row
+ * does what the raw row of the same name does, plus whatever the wrapper adds
+ * (parsing and serialising wire values, input validation, locked memory for
+ * secret nonces, BIP-327's self-verification of a fresh partial signature).
+ * ------------------------------------------------------------------------- */
+
+static void wrap_build(wrap_fixture *w, const musig_fixture *f) {
+    wrap_free(w);
+    km_wipe(w, sizeof *w);
+    w->raw = f;
+    const size_t n = f->n;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = KM_MUSIG_PUBKEY_LEN;
+        BENCH_CHECK(secp256k1_ec_pubkey_serialize(g.ctx, w->pk33 + i * KM_MUSIG_PUBKEY_LEN, &len, &f->pk[i],
+                                                  SECP256K1_EC_COMPRESSED) == 1);
+    }
+    BENCH_CHECK(km_musig_key_agg(g.kctx, &w->ka_plain, w->pk33, n, NULL) == KM_OK);
+    /* BIP-86 is exactly the raw fixture's tweak, TapTweak(x(P)): both
+     * benchmarks must sign under the same output key. */
+    km_tweak_bip86(&w->tweak);
+    w->ka = w->ka_plain;
+    BENCH_CHECK(km_musig_keyagg_tweak(g.kctx, &w->ka, &w->tweak) == KM_OK);
+    unsigned char expect[32];
+    BENCH_CHECK(secp256k1_xonly_pubkey_serialize(g.ctx, expect, &f->out_xonly) == 1);
+    BENCH_CHECK(memcmp(expect, w->ka.output_xonly, sizeof expect) == 0);
+
+    for (size_t i = 0; i < n; i++)
+        BENCH_CHECK(km_musig_nonce_gen(g.kctx, &w->secnonce[i], w->pubnonces + i * KM_MUSIG_PUBNONCE_LEN,
+                                       f->seckey[i], w->pk33 + i * KM_MUSIG_PUBKEY_LEN, f->msg, &w->ka,
+                                       NULL) == KM_OK);
+    BENCH_CHECK(km_secret_from(g.kctx, km_secret_cdata(w->secnonce[0]), km_secret_len(w->secnonce[0]),
+                               &w->secnonce0) == KM_OK);
+    BENCH_CHECK(km_musig_nonce_agg(g.kctx, w->aggnonce, w->pubnonces, n, NULL) == KM_OK);
+    BENCH_CHECK(km_musig_session_init(g.kctx, &w->session, w->aggnonce, f->msg, &w->ka) == KM_OK);
+    for (size_t i = 0; i < n; i++) {
+        BENCH_CHECK(km_musig_partial_sign(g.kctx, w->psigs + i * KM_MUSIG_PSIG_LEN, w->secnonce[i],
+                                          f->seckey[i], &w->session) == KM_OK);
+        BENCH_CHECK(km_musig_partial_verify(g.kctx, &w->session, w->psigs + i * KM_MUSIG_PSIG_LEN,
+                                            w->pubnonces + i * KM_MUSIG_PUBNONCE_LEN,
+                                            w->pk33 + i * KM_MUSIG_PUBKEY_LEN) == KM_OK);
+    }
+    /* Signer 0's working nonce stays allocated (consumed) for the sign bench. */
+    for (size_t i = 1; i < n; i++) {
+        km_secret_free(w->secnonce[i]);
+        w->secnonce[i] = NULL;
+    }
+    BENCH_CHECK(km_musig_partial_agg(g.kctx, w->sig, &w->session, w->psigs, n, NULL) == KM_OK);
+    BENCH_CHECK(km_musig_verify_final(g.kctx, w->sig, f->msg, &w->ka) == KM_OK);
+    if (n > 1)
+        BENCH_CHECK(km_musig_partial_verify(g.kctx, &w->session, w->psigs + KM_MUSIG_PSIG_LEN, w->pubnonces,
+                                            w->pk33) == KM_ERR_VERIFY);
+}
+
+static void wb_keyagg(void *arg, size_t iters) {
+    wrap_fixture *w = arg;
+    for (size_t it = 0; it < iters; it++)
+        BENCH_CHECK(km_musig_key_agg(g.kctx, &w->o_ka, w->pk33, w->raw->n, NULL) == KM_OK);
+}
+static void wc_keyagg(void *arg) {
+    wrap_fixture *w = arg;
+    BENCH_CHECK(memcmp(w->o_ka.agg_xonly, w->ka_plain.agg_xonly, sizeof w->o_ka.agg_xonly) == 0);
+}
+
+static void wb_tweak(void *arg, size_t iters) {
+    wrap_fixture *w = arg;
+    for (size_t it = 0; it < iters; it++) {
+        w->o_ka = w->ka_plain;
+        BENCH_CHECK(km_musig_keyagg_tweak(g.kctx, &w->o_ka, &w->tweak) == KM_OK);
+    }
+}
+static void wc_tweak(void *arg) {
+    wrap_fixture *w = arg;
+    BENCH_CHECK(memcmp(w->o_ka.output_xonly, w->ka.output_xonly, sizeof w->ka.output_xonly) == 0);
+}
+
+/* Includes allocating and freeing the km_secret that holds the nonce, as
+ * every real nonce pays it. */
+static void wb_nonce_gen(void *arg, size_t iters) {
+    wrap_fixture *w = arg;
+    for (size_t it = 0; it < iters; it++) {
+        km_secret *sn = NULL;
+        BENCH_CHECK(km_musig_nonce_gen(g.kctx, &sn, w->o_pubnonce, w->raw->seckey[0], w->pk33, w->raw->msg,
+                                       &w->ka, NULL) == KM_OK);
+        km_secret_free(sn);
+    }
+}
+static void wc_nonce_gen(void *arg) {
+    wrap_fixture *w = arg;
+    BENCH_CHECK(memcmp(w->o_pubnonce, w->pubnonces, KM_MUSIG_PUBNONCE_LEN) != 0);
+}
+
+static void wb_nonce_agg(void *arg, size_t iters) {
+    wrap_fixture *w = arg;
+    for (size_t it = 0; it < iters; it++)
+        BENCH_CHECK(km_musig_nonce_agg(g.kctx, w->o_aggnonce, w->pubnonces, w->raw->n, NULL) == KM_OK);
+}
+static void wc_nonce_agg(void *arg) {
+    wrap_fixture *w = arg;
+    BENCH_CHECK(memcmp(w->o_aggnonce, w->aggnonce, sizeof w->aggnonce) == 0);
+}
+
+static void wb_session_init(void *arg, size_t iters) {
+    wrap_fixture *w = arg;
+    for (size_t it = 0; it < iters; it++)
+        BENCH_CHECK(km_musig_session_init(g.kctx, &w->o_session[0], w->aggnonce, w->raw->msg, &w->ka) ==
+                    KM_OK);
+}
+static void wc_session_init(void *arg) {
+    wrap_fixture *w = arg;
+    BENCH_CHECK(km_musig_partial_verify(g.kctx, &w->o_session[0], w->psigs, w->pubnonces, w->pk33) == KM_OK);
+}
+
+static void wb_sign(void *arg, size_t iters) {
+    wrap_fixture *w = arg;
+    const size_t len = km_secret_len(w->secnonce0);
+    for (size_t it = 0; it < iters; it++) {
+        memcpy(km_secret_data(w->secnonce[0]), km_secret_cdata(w->secnonce0), len);
+        BENCH_CHECK(km_musig_partial_sign(g.kctx, w->o_psigs, w->secnonce[0], w->raw->seckey[0],
+                                          &w->session) == KM_OK);
+    }
+}
+static void wc_sign(void *arg) {
+    wrap_fixture *w = arg;
+    BENCH_CHECK(km_musig_partial_verify(g.kctx, &w->session, w->o_psigs, w->pubnonces, w->pk33) == KM_OK);
+    /* The consumed nonce must refuse a second signature. */
+    BENCH_CHECK(km_musig_partial_sign(g.kctx, w->o_psigs, w->secnonce[0], w->raw->seckey[0], &w->session) ==
+                KM_ERR_NONCE_REUSE);
+}
+
+static void wb_psig_verify(void *arg, size_t iters) {
+    wrap_fixture *w = arg;
+    for (size_t it = 0; it < iters; it++)
+        BENCH_CHECK(km_musig_partial_verify(g.kctx, &w->session, w->psigs, w->pubnonces, w->pk33) == KM_OK);
+}
+
+static void wb_psig_agg(void *arg, size_t iters) {
+    wrap_fixture *w = arg;
+    for (size_t it = 0; it < iters; it++)
+        BENCH_CHECK(km_musig_partial_agg(g.kctx, w->o_sig, &w->session, w->psigs, w->raw->n, NULL) == KM_OK);
+}
+static void wc_psig_agg(void *arg) {
+    wrap_fixture *w = arg;
+    BENCH_CHECK(km_musig_verify_final(g.kctx, w->o_sig, w->raw->msg, &w->ka) == KM_OK);
+}
+
+static void wb_final_verify(void *arg, size_t iters) {
+    wrap_fixture *w = arg;
+    for (size_t it = 0; it < iters; it++)
+        BENCH_CHECK(km_musig_verify_final(g.kctx, w->sig, w->raw->msg, &w->ka) == KM_OK);
+}
+
+/* The whole session of b_session, through the wrappers. */
+static void wb_session(void *arg, size_t iters) {
+    wrap_fixture *w = arg;
+    const musig_fixture *f = w->raw;
+    const size_t n = f->n;
+    for (size_t it = 0; it < iters; it++) {
+        for (size_t i = 0; i < n; i++)
+            BENCH_CHECK(km_musig_nonce_gen(g.kctx, &w->s_secnonce[i],
+                                           w->o_pubnonces + i * KM_MUSIG_PUBNONCE_LEN, f->seckey[i],
+                                           w->pk33 + i * KM_MUSIG_PUBKEY_LEN, f->msg, &w->ka, NULL) == KM_OK);
+        BENCH_CHECK(km_musig_nonce_agg(g.kctx, w->o_aggnonce, w->o_pubnonces, n, NULL) == KM_OK);
+        for (size_t i = 0; i < n; i++) {
+            BENCH_CHECK(km_musig_session_init(g.kctx, &w->o_session[i], w->o_aggnonce, f->msg, &w->ka) ==
+                        KM_OK);
+            BENCH_CHECK(km_musig_partial_sign(g.kctx, w->o_psigs + i * KM_MUSIG_PSIG_LEN, w->s_secnonce[i],
+                                              f->seckey[i], &w->o_session[i]) == KM_OK);
+            /* Freed as soon as consumed, as an enclave does. */
+            km_secret_free(w->s_secnonce[i]);
+            w->s_secnonce[i] = NULL;
+        }
+        for (size_t i = 0; i < n; i++)
+            BENCH_CHECK(km_musig_partial_verify(g.kctx, &w->o_session[0], w->o_psigs + i * KM_MUSIG_PSIG_LEN,
+                                                w->o_pubnonces + i * KM_MUSIG_PUBNONCE_LEN,
+                                                w->pk33 + i * KM_MUSIG_PUBKEY_LEN) == KM_OK);
+        BENCH_CHECK(km_musig_partial_agg(g.kctx, w->o_sig, &w->o_session[0], w->o_psigs, n, NULL) == KM_OK);
+        BENCH_CHECK(km_musig_verify_final(g.kctx, w->o_sig, f->msg, &w->ka) == KM_OK);
+    }
+}
+
+static const musig_op g_wrap_ops[N_MUSIG_OPS] = {
+    [OP_KEYAGG] = {"km_musig_key_agg", "km_musig_key_agg (33-byte keys)", wb_keyagg, wc_keyagg},
+    [OP_TWEAK] = {"km_musig_keyagg_tweak", "km_musig_keyagg_tweak (bip86)", wb_tweak, wc_tweak},
+    [OP_NONCE_GEN] = {"km_musig_nonce_gen", "km_musig_nonce_gen (+ km_secret)", wb_nonce_gen, wc_nonce_gen},
+    [OP_NONCE_AGG] = {"km_musig_nonce_agg", "km_musig_nonce_agg", wb_nonce_agg, wc_nonce_agg},
+    [OP_NONCE_PROCESS] = {"km_musig_session_init", "km_musig_session_init", wb_session_init, wc_session_init},
+    [OP_SIGN] = {"km_musig_partial_sign", "km_musig_partial_sign (self-verifies)", wb_sign, wc_sign},
+    [OP_PSIG_VERIFY] = {"km_musig_partial_verify", "km_musig_partial_verify (one)", wb_psig_verify, NULL},
+    [OP_PSIG_AGG] = {"km_musig_partial_agg", "km_musig_partial_agg", wb_psig_agg, wc_psig_agg},
+    [OP_FINAL_VERIFY] = {"km_musig_verify_final", "km_musig_verify_final", wb_final_verify, NULL},
+    [OP_SESSION] = {"km_session", "whole session via km_musig_*", wb_session, NULL},
+};
+
+/* ---------------------------------------------------------------------------
  * Single-key operations (libsecp256k1) and symmetric ones (OpenSSL through
  * libkeymeld).
  * ------------------------------------------------------------------------- */
@@ -586,6 +830,7 @@ static const single_op g_single_ops[] = {
  * ------------------------------------------------------------------------- */
 
 static bench_result g_musig_res[N_MUSIG_OPS][N_NS];
+static bench_result g_wrap_res[N_MUSIG_OPS][N_NS];
 static bench_result g_single_res[N_SINGLE_OPS];
 
 static size_t n_index(size_t n) {
@@ -628,28 +873,37 @@ static int build_optimized(void) {
 
 #define LABEL_W 42
 
-static void print_tables(const bench_machine *m, int quick) {
-    char buf[32];
-    printf("KeyMeld crypto floor: microseconds per operation, min of %d runs\n", BENCH_RUNS);
-    printf("cpu: %s (%ld online)\nkernel: %s\nopenssl: %s\n", m->cpu, m->cores, m->kernel,
-           OpenSSL_version(OPENSSL_VERSION));
-    if (quick) printf("NOTE: --quick run, iteration counts are tiny: figures are NOT meaningful\n");
-    if (build_sanitized() || !build_optimized())
-        printf("NOTE: sanitized or unoptimised build: figures are NOT the floor (use scripts/bench)\n");
+/* Wrapper whole session over raw whole session, minus one, in percent. */
+static double session_overhead_pct(size_t j) {
+    return (g_wrap_res[OP_SESSION][j].us / g_musig_res[OP_SESSION][j].us - 1.0) * 100.0;
+}
 
-    printf("\nMuSig2 via libsecp256k1's public API (us)\n");
-    printf("%-*s", LABEL_W, "operation");
+static void print_musig_table(const char *title, const musig_op *ops, bench_result res[][N_NS]) {
+    char buf[32];
+    printf("\n%s\n%-*s", title, LABEL_W, "operation");
     for (size_t j = 0; j < N_NS; j++) {
         snprintf(buf, sizeof buf, "n=%zu", g_ns[j]);
         printf(" %11s", buf);
     }
     printf("\n");
     for (size_t op = 0; op < N_MUSIG_OPS; op++) {
-        printf("%-*s", LABEL_W, g_musig_ops[op].label);
+        printf("%-*s", LABEL_W, ops[op].label);
         for (size_t j = 0; j < N_NS; j++)
-            printf(" %11s", bench_fmt_us(buf, sizeof buf, g_musig_res[op][j].us));
+            printf(" %11s", bench_fmt_us(buf, sizeof buf, res[op][j].us));
         printf("\n");
     }
+}
+
+static void print_tables(const bench_machine *m, int quick) {
+    char buf[32];
+    printf("KeyMeld crypto floor: microseconds per operation, min of %d runs\n", BENCH_RUNS);
+    printf("cpu: %s (%ld online)\nkernel: %s\nopenssl: %s\nload average (1 min) at start: %s, at end: %s\n",
+           m->cpu, m->cores, m->kernel, OpenSSL_version(OPENSSL_VERSION), m->load_start, m->load_end);
+    if (quick) printf("NOTE: --quick run, iteration counts are tiny: figures are NOT meaningful\n");
+    if (build_sanitized() || !build_optimized())
+        printf("NOTE: sanitized or unoptimised build: figures are NOT the floor (use scripts/bench)\n");
+
+    print_musig_table("MuSig2 via libsecp256k1's public API: the floor (us)", g_musig_ops, g_musig_res);
     printf("(whole session = n x nonce_gen, nonce_agg, n x (nonce_process + partial_sign),\n"
            " n x partial_sig_verify, partial_sig_agg, final schnorrsig_verify)\n");
 
@@ -658,6 +912,14 @@ static void print_tables(const bench_machine *m, int quick) {
     printf("  = nonce_gen + nonce_process + partial_sign + 3 x partial_sig_verify + final verify;"
            " a 100-item batch: %.1f ms\n",
            item * 100.0 / 1000.0);
+
+    print_musig_table("MuSig2 via libkeymeld's km_musig_* wrappers, same rows (us)", g_wrap_ops, g_wrap_res);
+    printf("%-*s", LABEL_W, "whole session: wrapper overhead vs floor");
+    for (size_t j = 0; j < N_NS; j++) {
+        snprintf(buf, sizeof buf, "%+.0f%%", session_overhead_pct(j));
+        printf(" %11s", buf);
+    }
+    printf("\n");
 
     printf("\nsingle-key operations, libsecp256k1 (us)\n");
     for (size_t i = 0; i < FIRST_OPENSSL_OP; i++)
@@ -669,12 +931,21 @@ static void print_tables(const bench_machine *m, int quick) {
                bench_fmt_us(buf, sizeof buf, g_single_res[i].us));
 }
 
-static void write_json(const char *path, const bench_machine *m, int quick) {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "bench: cannot write %s: %s\n", path, strerror(errno));
-        exit(EXIT_FAILURE);
+static void write_json_musig(FILE *f, const musig_op *ops, bench_result res[][N_NS]) {
+    for (size_t op = 0; op < N_MUSIG_OPS; op++) {
+        for (size_t j = 0; j < N_NS; j++) {
+            fprintf(f, "    {\"op\": ");
+            bench_json_string(f, ops[op].key);
+            fprintf(f, ", \"n\": %zu, ", g_ns[j]);
+            bench_json_result(f, &res[op][j]);
+            fprintf(f, "}%s\n", op + 1 == N_MUSIG_OPS && j + 1 == N_NS ? "" : ",");
+        }
     }
+}
+
+/* Writes the JSON report to f (opened before measuring, so that a bad path
+ * fails at once rather than after the whole run) and closes it. */
+static void write_json(FILE *f, const char *path, const bench_machine *m, int quick) {
     fprintf(f, "{\n  \"benchmark\": \"keymeld crypto floor\",\n");
     fprintf(f, "  \"unit\": \"microseconds per operation, min of %d runs\",\n", BENCH_RUNS);
     fprintf(f, "  \"quick\": %s,\n", quick ? "true" : "false");
@@ -684,21 +955,19 @@ static void write_json(const char *path, const bench_machine *m, int quick) {
     bench_json_string(f, m->cpu);
     fprintf(f, ", \"cores\": %ld, \"kernel\": ", m->cores);
     bench_json_string(f, m->kernel);
+    fprintf(f, ", \"loadavg_start\": ");
+    bench_json_string(f, m->load_start);
+    fprintf(f, ", \"loadavg_end\": ");
+    bench_json_string(f, m->load_end);
     fprintf(f, "},\n  \"openssl\": ");
     bench_json_string(f, OpenSSL_version(OPENSSL_VERSION));
     fprintf(f, ",\n  \"ns\": [");
     for (size_t j = 0; j < N_NS; j++)
         fprintf(f, "%s%zu", j ? ", " : "", g_ns[j]);
     fprintf(f, "],\n  \"musig\": [\n");
-    for (size_t op = 0; op < N_MUSIG_OPS; op++) {
-        for (size_t j = 0; j < N_NS; j++) {
-            fprintf(f, "    {\"op\": ");
-            bench_json_string(f, g_musig_ops[op].key);
-            fprintf(f, ", \"n\": %zu, ", g_ns[j]);
-            bench_json_result(f, &g_musig_res[op][j]);
-            fprintf(f, "}%s\n", op + 1 == N_MUSIG_OPS && j + 1 == N_NS ? "" : ",");
-        }
-    }
+    write_json_musig(f, g_musig_ops, g_musig_res);
+    fprintf(f, "  ],\n  \"musig_km\": [\n");
+    write_json_musig(f, g_wrap_ops, g_wrap_res);
     fprintf(f, "  ],\n  \"single\": [\n");
     for (size_t i = 0; i < N_SINGLE_OPS; i++) {
         fprintf(f, "    {\"op\": ");
@@ -707,8 +976,12 @@ static void write_json(const char *path, const bench_machine *m, int quick) {
         bench_json_result(f, &g_single_res[i]);
         fprintf(f, "}%s\n", i + 1 == N_SINGLE_OPS ? "" : ",");
     }
-    fprintf(f, "  ],\n  \"derived\": {\"batch_item_n3_us\": %.4f, \"batch_100_items_ms\": %.4f}\n}\n",
+    fprintf(f, "  ],\n  \"derived\": {\"batch_item_n3_us\": %.4f, \"batch_100_items_ms\": %.4f, ",
             batch_item_us(), batch_item_us() * 100.0 / 1000.0);
+    fprintf(f, "\"km_session_overhead_pct\": [");
+    for (size_t j = 0; j < N_NS; j++)
+        fprintf(f, "%s%.2f", j ? ", " : "", session_overhead_pct(j));
+    fprintf(f, "]}\n}\n");
     int failed = ferror(f);
     if (fclose(f) != 0) failed = 1;
     if (failed) {
@@ -740,10 +1013,16 @@ int main(int argc, char **argv) {
         }
     }
 
-    /* Default: ~0.15 s per run, 3 runs, for ~65 figures: about 35 s on one
+    /* Default: ~0.12 s per run, 3 runs, for 113 figures: about 50 s on one
      * core. Quick: one-iteration calibration, 0.1 ms runs. */
     const bench_config cfg = quick ? (bench_config){.calib_s = 0.0, .target_s = 1e-4}
-                                   : (bench_config){.calib_s = 0.02, .target_s = 0.15};
+                                   : (bench_config){.calib_s = 0.02, .target_s = 0.12};
+
+    FILE *json = NULL;
+    if (json_path && !(json = fopen(json_path, "w"))) {
+        fprintf(stderr, "bench: cannot write %s: %s\n", json_path, strerror(errno));
+        return EXIT_FAILURE;
+    }
 
     BENCH_CHECK(atexit(cleanup) == 0);
     g.ctx = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
@@ -755,13 +1034,14 @@ int main(int argc, char **argv) {
     int randomized = secp256k1_context_randomize(g.ctx, seed);
     km_wipe(seed, sizeof seed);
     BENCH_CHECK(randomized == 1);
+    BENCH_CHECK(km_ctx_create(&g.kctx) == KM_OK);
 
     bench_machine m;
     bench_machine_info(&m);
 
     /* Every figure is one job; bench_run_jobs interleaves their runs. */
-    static bench_job jobs[N_NS * N_MUSIG_OPS + N_SINGLE_OPS];
-    static char names[N_NS * N_MUSIG_OPS][64];
+    static bench_job jobs[2 * N_NS * N_MUSIG_OPS + N_SINGLE_OPS];
+    static char names[2 * N_NS * N_MUSIG_OPS][64];
     size_t n_jobs = 0;
     for (size_t j = 0; j < N_NS; j++) {
         fixture_build(&g.fx[j], g_ns[j]);
@@ -769,6 +1049,13 @@ int main(int argc, char **argv) {
             snprintf(names[n_jobs], sizeof names[n_jobs], "n=%zu %s", g_ns[j], g_musig_ops[op].key);
             jobs[n_jobs] = (bench_job){names[n_jobs], g_musig_ops[op].fn, g_musig_ops[op].check, &g.fx[j],
                                        &g_musig_res[op][j]};
+            n_jobs++;
+        }
+        wrap_build(&g.wx[j], &g.fx[j]);
+        for (size_t op = 0; op < N_MUSIG_OPS; op++) {
+            snprintf(names[n_jobs], sizeof names[n_jobs], "n=%zu %s", g_ns[j], g_wrap_ops[op].key);
+            jobs[n_jobs] = (bench_job){names[n_jobs], g_wrap_ops[op].fn, g_wrap_ops[op].check, &g.wx[j],
+                                       &g_wrap_res[op][j]};
             n_jobs++;
         }
     }
@@ -781,7 +1068,8 @@ int main(int argc, char **argv) {
     /* Progress on a terminal only: in CTest or CI logs it is noise. */
     bench_run_jobs(&cfg, jobs, n_jobs, isatty(STDERR_FILENO));
 
+    bench_loadavg(m.load_end, sizeof m.load_end);
     print_tables(&m, quick);
-    if (json_path) write_json(json_path, &m, quick);
+    if (json) write_json(json, json_path, &m, quick);
     return 0; /* cleanup() wipes the secrets */
 }
