@@ -4,9 +4,13 @@
  * public API is called: no encoding, no encryption, no I/O, no KeyMeld code.
  * Whatever a real KeyMeld session costs beyond these figures is overhead of
  * our own (ECIES, AES-GCM, JSON, SQLite, vsock) and is reported against them.
+ * The same rows are then measured through libkeymeld's km_musig_* wrappers
+ * (include/keymeld/musig.h), which take and return wire-format bytes: the
+ * difference is what the wrappers cost (parsing points, validation, locked
+ * memory for secret nonces, the self-check of each partial signature).
  * Single-key operations and the OpenSSL primitives KeyMeld uses (through
  * libkeymeld's wrappers) are measured too, so that every per-message cost of
- * the protocol can be priced from this one table.
+ * the protocol can be priced from these tables.
  *
  * Usage: bench_crypto [--quick] [--json FILE]
  *   --quick      tiny iteration counts: checks that everything runs (for CTest),
