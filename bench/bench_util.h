@@ -82,10 +82,34 @@ typedef struct bench_result {
     size_t iters;              /**< iterations per timed run */
 } bench_result;
 
+/** CPU time consumed by this thread, in seconds (user + system). */
+static inline double bench_thread_cpu(void) {
+    struct timespec ts;
+    BENCH_CHECK(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/** Wall and CPU seconds spent in timed runs, to tell how much of the machine
+ *  the benchmark actually had (see bench_cpu_share). */
+static double bench_wall_total, bench_cpu_total;
+
 static inline double bench_time_batch(bench_fn fn, void *arg, size_t iters) {
+    double c0 = bench_thread_cpu();
     double t0 = bench_now();
     fn(arg, iters);
-    return bench_now() - t0;
+    double t = bench_now() - t0;
+    bench_wall_total += t;
+    bench_cpu_total += bench_thread_cpu() - c0;
+    return t;
+}
+
+/** Share of the wall-clock time of the timed runs during which this thread
+ *  was on a CPU, in percent. The figures are wall-clock times (what a caller
+ *  waits); near 100% they are the cost of the operations, well below it they
+ *  include time the scheduler gave to other processes and are inflated
+ *  (the minimum of the runs removes only part of that). */
+static inline double bench_cpu_share(void) {
+    return bench_wall_total > 0.0 ? 100.0 * bench_cpu_total / bench_wall_total : 0.0;
 }
 
 /** Iterations per timed run for fn (step 1 above). */

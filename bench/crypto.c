@@ -903,6 +903,9 @@ static void print_tables(const bench_machine *m, int quick) {
     printf("KeyMeld crypto floor: microseconds per operation, min of %d runs\n", BENCH_RUNS);
     printf("cpu: %s (%ld online)\nkernel: %s\nopenssl: %s\nload average (1 min) at start: %s, at end: %s\n",
            m->cpu, m->cores, m->kernel, OpenSSL_version(OPENSSL_VERSION), m->load_start, m->load_end);
+    printf("CPU share during the timed runs: %.0f%%\n", bench_cpu_share());
+    if (bench_cpu_share() < 95.0)
+        printf("NOTE: the machine was busy (CPU share below 95%%): figures are inflated; rerun when idle\n");
     if (quick) printf("NOTE: --quick run, iteration counts are tiny: figures are NOT meaningful\n");
     if (build_sanitized() || !build_optimized())
         printf("NOTE: sanitized or unoptimised build: figures are NOT the floor (use scripts/bench)\n");
@@ -953,6 +956,7 @@ static void write_json(FILE *f, const char *path, const bench_machine *m, int qu
     fprintf(f, "{\n  \"benchmark\": \"keymeld crypto floor\",\n");
     fprintf(f, "  \"unit\": \"microseconds per operation, min of %d runs\",\n", BENCH_RUNS);
     fprintf(f, "  \"quick\": %s,\n", quick ? "true" : "false");
+    fprintf(f, "  \"cpu_share_pct\": %.2f,\n", bench_cpu_share());
     fprintf(f, "  \"build\": {\"optimized\": %s, \"sanitized\": %s},\n", build_optimized() ? "true" : "false",
             build_sanitized() ? "true" : "false");
     fprintf(f, "  \"machine\": {\"cpu\": ");
