@@ -1021,10 +1021,10 @@ int main(int argc, char **argv) {
         }
     }
 
-    /* Default: ~0.12 s per run, 3 runs, for 113 figures: about 50 s on one
+    /* Default: ~0.1 s per run, 3 runs, for 113 figures, plus calibration: about 45 s on one
      * core. Quick: one-iteration calibration, 0.1 ms runs. */
     const bench_config cfg = quick ? (bench_config){.calib_s = 0.0, .target_s = 1e-4}
-                                   : (bench_config){.calib_s = 0.02, .target_s = 0.12};
+                                   : (bench_config){.calib_s = 0.02, .target_s = 0.10};
 
     FILE *json = NULL;
     if (json_path && !(json = fopen(json_path, "w"))) {
