@@ -17,7 +17,7 @@
  *
  *   KEY_IMPORT (0x0030)  key_id[16] | user_id[16] | vbytes blob
  *       blob = ECIES to the enclave, AD = AD(KM_AD_KEY_IMPORT, key_id, user_id)
- *       plaintext (67 bytes) = u8 version=1 | seckey[32] | auth_pub[32] | u8 flags
+ *       plaintext (66 bytes) = u8 version=1 | seckey[32] | auth_pub[32] | u8 flags
  *       response: empty
  *
  *   KEY_SIGN (0x0031)    key_id[16] | request_id[16] | vbytes blob | u8 has_approval
@@ -80,7 +80,7 @@ extern "C" {
  *  requests (FIFO) to answer retries and refuse a reused request id. */
 #define KM_KEY_SIGN_CACHE 1024
 
-#define KM_KEY_IMPORT_LEN      67 /**< import plaintext */
+#define KM_KEY_IMPORT_LEN      66 /**< import plaintext: 1 + 32 + 32 + 1 */
 #define KM_KEY_SIGN_FIXED_LEN  46 /**< sign plaintext without msg: 1+1+8+4+32 */
 #define KM_KEY_SIGN_RESULT_LEN 65 /**< result plaintext: algo | sig[64] */
 #define KM_KEY_DELETE_LEN      88 /**< KEY_DELETE body */

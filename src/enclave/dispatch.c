@@ -19,6 +19,9 @@ static const struct {
     {KM_CMD_KEYGEN_INIT, km_cmd_keygen_init},
     {KM_CMD_KEYGEN_REGISTER, km_cmd_keygen_register},
     {KM_CMD_KEYGEN_FINALIZE, km_cmd_keygen_finalize},
+    {KM_CMD_KEY_IMPORT, km_cmd_key_import},
+    {KM_CMD_KEY_SIGN, km_cmd_key_sign},
+    {KM_CMD_KEY_DELETE, km_cmd_key_delete},
 };
 
 void km_reply_fail(km_reply *r, km_err err, const char *fmt, ...) {

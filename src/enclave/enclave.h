@@ -52,5 +52,9 @@ void km_cmd_info(km_enclave *e, const unsigned char *body, size_t len, km_reply 
 void km_cmd_keygen_init(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
 void km_cmd_keygen_register(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
 void km_cmd_keygen_finalize(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
+/* Single-signer keys (cmd_key.c). */
+void km_cmd_key_import(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
+void km_cmd_key_sign(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
+void km_cmd_key_delete(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
 
 #endif

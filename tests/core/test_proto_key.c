@@ -76,13 +76,22 @@ static void test_import_plaintext(void **state) {
     (void)state;
     km_key_import in, out;
     unsigned char pt[KM_KEY_IMPORT_LEN];
+    assert_int_equal(KM_KEY_IMPORT_LEN, 1 + 32 + 32 + 1);
     for (uint8_t flags = 0; flags <= 1; flags++) {
         sample_import(&in, flags);
+        /* Every byte is determined by the fields (two encodings into
+         * differently pre-filled buffers agree with the hand-built one). */
+        unsigned char want[KM_KEY_IMPORT_LEN];
+        want[0] = KM_KEY_PROTO_VERSION;
+        memcpy(want + 1, in.seckey, 32);
+        memcpy(want + 33, in.auth_pub, 32);
+        want[65] = flags;
+        memset(pt, 0xee, sizeof pt);
         assert_int_equal(km_key_import_encode(&in, pt), KM_OK);
-        assert_int_equal(pt[0], KM_KEY_PROTO_VERSION);
-        assert_memory_equal(pt + 1, in.seckey, 32);
-        assert_memory_equal(pt + 33, in.auth_pub, 32);
-        assert_int_equal(pt[65], flags);
+        assert_memory_equal(pt, want, sizeof want);
+        memset(pt, 0x00, sizeof pt);
+        assert_int_equal(km_key_import_encode(&in, pt), KM_OK);
+        assert_memory_equal(pt, want, sizeof want);
         assert_int_equal(km_key_import_decode(&out, pt, sizeof pt), KM_OK);
         assert_memory_equal(&out, &in, sizeof in);
     }
@@ -200,6 +209,16 @@ static void sign_roundtrip(uint8_t algo, size_t msg_len) {
     km_buf_init(&pt);
     assert_int_equal(km_key_sign_encode(&in, &pt), KM_OK);
     assert_int_equal(pt.len, KM_KEY_SIGN_FIXED_LEN + msg_len);
+    /* The exact layout: version | algo | u64 | u32 | msg | response_key. */
+    static const unsigned char head[10] = {1, 0, 1, 2, 3, 4, 5, 6, 7, 8};
+    assert_int_equal(pt.data[0], KM_KEY_PROTO_VERSION);
+    assert_int_equal(pt.data[1], algo);
+    assert_memory_equal(pt.data + 2, head + 2, 8);
+    assert_int_equal(((size_t)pt.data[10] << 24) | ((size_t)pt.data[11] << 16) | ((size_t)pt.data[12] << 8) |
+                         pt.data[13],
+                     msg_len);
+    if (msg_len) assert_memory_equal(pt.data + 14, msg, msg_len);
+    assert_memory_equal(pt.data + 14 + msg_len, rk, 32);
     km_key_sign_req out;
     assert_int_equal(km_key_sign_decode(&out, pt.data, pt.len), KM_OK);
     assert_int_equal(out.algo, algo);
