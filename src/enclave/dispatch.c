@@ -27,6 +27,9 @@ static const struct {
     {KM_CMD_SIGN_PARTIAL, km_cmd_sign_partial},
     {KM_CMD_SIGN_FINALIZE, km_cmd_sign_finalize},
     {KM_CMD_SESSION_CLEAR, km_cmd_session_clear},
+    {KM_CMD_KEY_IMPORT, km_cmd_key_import},
+    {KM_CMD_KEY_SIGN, km_cmd_key_sign},
+    {KM_CMD_KEY_DELETE, km_cmd_key_delete},
 };
 
 uint64_t km_enclave_now(void) {

@@ -73,5 +73,9 @@ void km_cmd_sign_approve(km_enclave *e, const unsigned char *body, size_t len, k
 void km_cmd_sign_partial(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
 void km_cmd_sign_finalize(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
 void km_cmd_session_clear(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
+/* Single-signer keys (cmd_key.c). */
+void km_cmd_key_import(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
+void km_cmd_key_sign(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
+void km_cmd_key_delete(km_enclave *e, const unsigned char *body, size_t len, km_reply *r);
 
 #endif

@@ -42,6 +42,11 @@ void km_sessions_free(km_enclave_sessions *s) {
         km_keygen_state_free(s->keygens);
         s->keygens = next;
     }
+    while (s->keys) { /* imported keys */
+        km_key_state *next = s->keys->next;
+        km_key_state_free(s->keys);
+        s->keys = next;
+    }
     free(s);
 }
 
@@ -69,6 +74,43 @@ int km_sessions_remove_keygen(km_enclave_sessions *s, const km_uuid *id) {
             *pp = k->next;
             km_keygen_state_free(k);
             s->counts.keygens--;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- imported single-signer keys ---- */
+
+void km_key_state_free(km_key_state *k) {
+    if (!k) return;
+    for (size_t i = 0; k->done && i < k->n_done; i++)
+        km_buf_free(&k->done[i].result);
+    free(k->done);
+    km_secret_free(k->seckey);
+    km_wipe(k, sizeof *k);
+    free(k);
+}
+
+km_key_state *km_sessions_find_key(km_enclave_sessions *s, const km_uuid *id) {
+    for (km_key_state *k = s->keys; k; k = k->next)
+        if (memcmp(k->id.b, id->b, 16) == 0) return k;
+    return NULL;
+}
+
+void km_sessions_add_key(km_enclave_sessions *s, km_key_state *k) {
+    k->next = s->keys;
+    s->keys = k;
+    s->counts.keys++;
+}
+
+int km_sessions_remove_key(km_enclave_sessions *s, const km_uuid *id) {
+    for (km_key_state **pp = &s->keys; *pp; pp = &(*pp)->next) {
+        if (memcmp((*pp)->id.b, id->b, 16) == 0) {
+            km_key_state *k = *pp;
+            *pp = k->next;
+            km_key_state_free(k);
+            s->counts.keys--;
             return 1;
         }
     }

@@ -47,11 +47,48 @@ typedef struct km_keygen_state {
     km_buf result;                   /* sealed result returned to every caller */
 } km_keygen_state;
 
+/* ---- imported single-signer keys (KEY_IMPORT / KEY_SIGN / KEY_DELETE) ---- */
+
+struct km_enclave_sessions;
+
+/** A sign request this key answered: a retry with the same plaintext gets
+ *  the same bytes, the same request id with another plaintext is refused. */
+typedef struct km_key_sign_done {
+    km_uuid request_id;
+    unsigned char digest[32]; /* SHA-256 of the sign plaintext */
+    km_buf result;            /* the sealed result that was returned */
+} km_key_sign_done;
+
+/** One imported key. */
+typedef struct km_key_state {
+    struct km_key_state *next;
+    km_uuid id, user_id;
+    unsigned char import_digest[32]; /* SHA-256 of user_id | import plaintext: a re-import must match */
+    km_secret *seckey;               /* 32 bytes */
+    unsigned char auth_pub[32];      /* x-only: signs approvals and the deletion */
+    uint8_t flags;                   /* KM_KEY_FLAG_* */
+    km_key_sign_done *done;          /* ring of up to KM_KEY_SIGN_CACHE entries */
+    size_t n_done, cap_done;         /* entries in use / allocated (grows to KM_KEY_SIGN_CACHE) */
+    size_t next_done;                /* once full: the oldest entry, overwritten next */
+} km_key_state;
+
+/** The key with this id, or NULL. */
+km_key_state *km_sessions_find_key(struct km_enclave_sessions *s, const km_uuid *id);
+/** Link a new key into the table (takes ownership). */
+void km_sessions_add_key(struct km_enclave_sessions *s, km_key_state *k);
+/** Unlink, wipe and free a key. Returns 1 if it existed. */
+int km_sessions_remove_key(struct km_enclave_sessions *s, const km_uuid *id);
+/** Wipe and free one key state. NULL-safe. */
+void km_key_state_free(km_key_state *k);
+
+/* ---- end of imported keys ---- */
+
 struct km_signing_state; /* enclave/signing.h */
 
 typedef struct km_enclave_sessions {
     km_keygen_state *keygens;
     struct km_signing_state *signings;
+    km_key_state *keys; /* imported single-signer keys */
     km_enclave_counts counts;
 } km_enclave_sessions;
 
