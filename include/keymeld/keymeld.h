@@ -12,6 +12,7 @@
 #include "keymeld/hash.h"
 #include "keymeld/hex.h"
 #include "keymeld/musig.h"
+#include "keymeld/proto_key.h"
 #include "keymeld/proto_keygen.h"
 #include "keymeld/proto_sign.h"
 #include "keymeld/protocol.h"
