@@ -226,15 +226,20 @@ static int cmd_run(int argc, char **argv) {
                 fprintf(stderr, "keymeld-enclave: listening on %s, key fingerprint %s\n", o.listen, fp);
             signal_arg sa = {&e, lfd, set};
             pthread_t st;
-            pthread_create(&st, NULL, signal_main, &sa);
-            km_server_limits limits = {o.max_connections, (int)o.handshake_timeout_s, 0};
-            rc = km_enclave_serve(&e, lfd, &limits) == 0 ? 0 : 1;
+            int have_st = pthread_create(&st, NULL, signal_main, &sa) == 0;
+            km_server_limits limits = {o.max_connections, (int)o.handshake_timeout_s, 0, NULL};
+            rc = have_st && km_enclave_serve(&e, lfd, &limits) == 0 ? 0 : 1;
+            if (have_st) {
+                /* Wakes the signal thread if the loop ended without a signal. */
+                pthread_kill(st, SIGTERM);
+                pthread_join(st, NULL);
+            }
             close(lfd);
             fprintf(stderr, "keymeld-enclave: shutting down\n");
         }
     }
-    /* Wipe everything before leaving; connection threads die with the process. */
-    pthread_mutex_lock(&e.lock);
+    /* Every connection thread has been joined: wipe everything and leave
+     * through the normal exit path (the sanitizer build checks for leaks). */
     km_sessions_free(e.sessions);
     e.sessions = NULL;
     km_secret_free(e.key);
@@ -244,7 +249,8 @@ static int cmd_run(int argc, char **argv) {
     km_buf_free(&e.dev_root);
     km_wipe(o.gateways, sizeof o.gateways);
     km_ctx_destroy(e.ctx);
-    _exit(rc);
+    pthread_mutex_destroy(&e.lock);
+    return rc;
 }
 
 static int cmd_pubkey(int argc, char **argv) {

@@ -3,6 +3,7 @@
  * (the gateway pipelines them; each response carries its request id). */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,13 +16,17 @@
 #include "keymeld/channel.h"
 #include "net/net.h"
 
-typedef struct {
+/* One slot per possible connection: the thread serving it and its socket.
+ * Slots are joined when their thread is done, and all are shut down and
+ * joined at stop, so the process ends with nothing running and everything
+ * freed. */
+typedef struct conn_slot {
     km_enclave *e;
-    km_server_limits *limits;
     int fd;
-} conn_arg;
-
-static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER; /* guards limits->active */
+    pthread_t thread;
+    int used;        /* slot holds a thread that has not been joined */
+    atomic_int done; /* the thread has finished serving */
+} conn_slot;
 
 /* The handshake frames are tiny; refuse anything bigger before allocating. */
 #define HANDSHAKE_FRAME_MAX 256
@@ -81,49 +86,71 @@ static void serve_connection(km_enclave *e, int fd) {
 }
 
 static void *conn_main(void *p) {
-    conn_arg *a = p;
-    serve_connection(a->e, a->fd);
-    close(a->fd);
-    pthread_mutex_lock(&conn_lock);
-    a->limits->active--;
-    pthread_mutex_unlock(&conn_lock);
-    free(a);
+    conn_slot *c = p;
+    serve_connection(c->e, c->fd);
+    /* The peer sees the end now; the descriptor is closed when the slot is
+     * reaped, so it cannot be reused under a concurrent shutdown(). */
+    shutdown(c->fd, SHUT_RDWR);
+    c->done = 1;
     return NULL;
 }
 
+/* Joins finished connection threads; with `all`, first cuts every connection
+ * so that all threads finish. Returns the number of slots still in use. */
+static int reap(km_server_limits *limits, int all) {
+    int active = 0;
+    for (int i = 0; i < limits->max_connections; i++) {
+        conn_slot *c = &limits->slots[i];
+        if (!c->used) continue;
+        if (all) shutdown(c->fd, SHUT_RDWR);
+        if (all || c->done) {
+            pthread_join(c->thread, NULL);
+            close(c->fd);
+            c->used = 0;
+        } else {
+            active++;
+        }
+    }
+    return active;
+}
+
 int km_enclave_serve(km_enclave *e, int listen_fd, km_server_limits *limits) {
+    limits->slots = calloc((size_t)limits->max_connections, sizeof *limits->slots);
+    if (!limits->slots) return -1;
+    int rc = 0;
     while (!e->stopping) {
         int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (e->stopping) break;
             perror("keymeld-enclave: accept");
-            return -1;
+            rc = -1;
+            break;
         }
-        pthread_mutex_lock(&conn_lock);
-        int full = limits->active >= limits->max_connections;
-        if (!full) limits->active++;
-        pthread_mutex_unlock(&conn_lock);
-        if (full) { /* over the cap: refuse instead of queueing unbounded work */
+        limits->active = reap(limits, 0);
+        conn_slot *slot = NULL;
+        for (int i = 0; !slot && i < limits->max_connections; i++)
+            if (!limits->slots[i].used) slot = &limits->slots[i];
+        if (!slot) { /* over the cap: refuse instead of queueing unbounded work */
             close(fd);
             continue;
         }
         /* A peer that connects and never completes the handshake is cut off. */
         struct timeval tv = {limits->handshake_timeout_s, 0};
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        conn_arg *a = malloc(sizeof *a);
-        pthread_t t;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (!a || (a->e = e, a->limits = limits, a->fd = fd, pthread_create(&t, &attr, conn_main, a) != 0)) {
-            free(a);
+        slot->e = e;
+        slot->fd = fd;
+        slot->done = 0;
+        if (pthread_create(&slot->thread, NULL, conn_main, slot) != 0) {
             close(fd);
-            pthread_mutex_lock(&conn_lock);
-            limits->active--;
-            pthread_mutex_unlock(&conn_lock);
+            continue;
         }
-        pthread_attr_destroy(&attr);
+        slot->used = 1;
+        limits->active++;
     }
-    return 0;
+    reap(limits, 1);
+    limits->active = 0;
+    free(limits->slots);
+    limits->slots = NULL;
+    return rc;
 }
