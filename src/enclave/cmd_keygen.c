@@ -18,6 +18,7 @@
 #include <secp256k1_schnorrsig.h>
 
 #include "enclave/enclave.h"
+#include "enclave/records.h"
 #include "enclave/sessions.h"
 #include "keymeld/aead.h"
 #include "keymeld/ecies.h"
@@ -27,13 +28,6 @@
 /* Reads "id[16] | ..." prefixes and a trailing vbytes. */
 static int get_id(km_cursor *c, km_uuid *id) {
     return km_cursor_get_bytes(c, id->b, 16) == KM_OK;
-}
-
-static int get_vbytes(km_cursor *c, const unsigned char **p, size_t *len, size_t max) {
-    uint32_t n;
-    if (km_cursor_get_u32(c, &n) != KM_OK || n > max) return 0;
-    *len = n;
-    return km_cursor_get_view(c, p, n) == KM_OK;
 }
 
 static km_err ad_for(km_ad *ad, const char *purpose, const km_uuid *id, const void *item, size_t item_len) {
@@ -46,7 +40,7 @@ void km_cmd_keygen_init(km_enclave *e, const unsigned char *body, size_t len, km
     const unsigned char *blob;
     size_t blob_len;
     km_cursor_init(&c, body, len);
-    if (!get_id(&c, &id) || !get_vbytes(&c, &blob, &blob_len, 1u << 20) || km_cursor_finish(&c)) {
+    if (!get_id(&c, &id) || !km_get_vbytes(&c, &blob, &blob_len, 1u << 20) || km_cursor_finish(&c)) {
         km_reply_fail(r, KM_ERR_PARSE, "keygen_init: malformed body");
         return;
     }
@@ -125,18 +119,6 @@ void km_cmd_keygen_init(km_enclave *e, const unsigned char *body, size_t len, km
     pthread_mutex_unlock(&e->lock);
 }
 
-/* BIP-340 signature by the enclave key over a 32-byte digest. */
-static km_err enclave_sign(km_enclave *e, const unsigned char digest[32], unsigned char sig[64]) {
-    const secp256k1_context *secp = km_ctx_secp(e->ctx);
-    secp256k1_keypair kp;
-    unsigned char aux[32];
-    km_err err = km_random_bytes(aux, 32);
-    if (!err && !secp256k1_keypair_create(secp, &kp, km_secret_cdata(e->key))) err = KM_ERR_INVALID_KEY;
-    if (!err && !secp256k1_schnorrsig_sign32(secp, sig, digest, &kp, aux)) err = KM_ERR_CRYPTO;
-    km_wipe(&kp, sizeof kp);
-    return err;
-}
-
 /* Builds this enclave's record for a registered participant. */
 static km_err build_record(km_enclave *e, km_keygen_state *k, const km_uuid *user, km_local_participant *l) {
     unsigned char info[KM_PARTICIPANT_INFO_LEN];
@@ -159,7 +141,7 @@ static km_err build_record(km_enclave *e, km_keygen_state *k, const km_uuid *use
     unsigned char digest[32], sig[64];
     if (!err) {
         km_tagged_hash(digest, KM_TAG_PARTICIPANT_RECORD, rec->data, rec->len);
-        err = enclave_sign(e, digest, sig);
+        err = km_enclave_sign(e, digest, sig);
     }
     if (!err) err = km_buf_put(rec, sig, 64);
     km_buf_free(&sealed);
@@ -174,7 +156,7 @@ void km_cmd_keygen_register(km_enclave *e, const unsigned char *body, size_t len
     const unsigned char *blob;
     size_t blob_len;
     km_cursor_init(&c, body, len);
-    if (!get_id(&c, &id) || !get_id(&c, &user) || !get_vbytes(&c, &blob, &blob_len, 4096) ||
+    if (!get_id(&c, &id) || !get_id(&c, &user) || !km_get_vbytes(&c, &blob, &blob_len, 4096) ||
         km_cursor_finish(&c)) {
         km_reply_fail(r, KM_ERR_PARSE, "keygen_register: malformed body");
         return;
@@ -281,11 +263,7 @@ static km_err accept_record(km_enclave *e, km_keygen_state *k, const unsigned ch
     seen[idx] = 1;
     /* The record must come from the enclave the participant was assigned to. */
     uint16_t ei = k->init.enclave_index[idx];
-    secp256k1_pubkey epk;
-    secp256k1_xonly_pubkey ex;
-    if (rec.enclave_index != ei || !secp256k1_ec_pubkey_parse(secp, &epk, k->init.enclave_pubs[ei], 33) ||
-        !secp256k1_xonly_pubkey_from_pubkey(secp, &ex, NULL, &epk) ||
-        !secp256k1_schnorrsig_verify(secp, rec.sig, rec.digest, 32, &ex)) {
+    if (!km_record_signed_by(e, k, idx, rec.enclave_index, rec.sig, rec.digest)) {
         km_reply_fail(r, KM_ERR_VERIFY,
                       "keygen_finalize: record of participant %d is not signed by its enclave", idx);
         return r->err;
@@ -399,7 +377,7 @@ void km_cmd_keygen_finalize(km_enclave *e, const unsigned char *body, size_t len
         for (uint16_t i = 0; !err && i < n; i++) {
             const unsigned char *rec;
             size_t rec_len;
-            if (!get_vbytes(&c, &rec, &rec_len, 8192)) {
+            if (!km_get_vbytes(&c, &rec, &rec_len, 8192)) {
                 km_reply_fail(r, KM_ERR_PARSE, "keygen_finalize: malformed record list");
                 err = r->err;
             } else {

@@ -22,6 +22,7 @@
 #include <secp256k1_schnorrsig.h>
 
 #include "enclave/enclave.h"
+#include "enclave/records.h"
 #include "enclave/signing.h"
 #include "keymeld/adaptor.h"
 #include "keymeld/aead.h"
@@ -94,13 +95,6 @@ void km_signing_free_all(km_enclave_sessions *s) {
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static int get_vbytes(km_cursor *c, const unsigned char **p, size_t *len, size_t max) {
-    uint32_t n;
-    if (km_cursor_get_u32(c, &n) != KM_OK || n > max) return 0;
-    *len = n;
-    return km_cursor_get_view(c, p, n) == KM_OK;
-}
-
 static int is_signer(const km_sign_unit *u, uint16_t p) {
     for (uint16_t i = 0; i < u->n_signers; i++)
         if (u->signers[i] == p) return 1;
@@ -113,17 +107,6 @@ static size_t units_of(const km_signing_state *st, uint16_t p) {
     for (size_t u = 0; u < st->n_units; u++)
         n += is_signer(&st->units[u], p);
     return n;
-}
-
-static km_err enclave_sign(km_enclave *e, const unsigned char digest[32], unsigned char sig[64]) {
-    const secp256k1_context *secp = km_ctx_secp(e->ctx);
-    secp256k1_keypair kp;
-    unsigned char aux[32];
-    km_err err = km_random_bytes(aux, 32);
-    if (!err && !secp256k1_keypair_create(secp, &kp, km_secret_cdata(e->key))) err = KM_ERR_INVALID_KEY;
-    if (!err && !secp256k1_schnorrsig_sign32(secp, sig, digest, &kp, aux)) err = KM_ERR_CRYPTO;
-    km_wipe(&kp, sizeof kp);
-    return err;
 }
 
 /* Appends one signed, sealed record (nonces or partials of one local signer). */
@@ -140,7 +123,7 @@ static km_err put_record(km_enclave *e, km_signing_state *st, km_buf *out, const
     if (!err)
         err = km_sign_record_begin(&rec, digest, tag, &st->id, &k->init.user_ids[p], (uint16_t)k->my_index,
                                    sealed.data, sealed.len);
-    if (!err) err = enclave_sign(e, digest, sig);
+    if (!err) err = km_enclave_sign(e, digest, sig);
     if (!err) err = km_buf_put(&rec, sig, 64);
     if (!err) err = km_buf_put_u32(out, (uint32_t)rec.len);
     if (!err) err = km_buf_put(out, rec.data, rec.len);
@@ -170,7 +153,6 @@ static void gathered_free(gathered *g) {
  * opens it; requires exactly one record per participant who signs anything. */
 static km_err gather(km_enclave *e, km_signing_state *st, km_cursor *c, const char *purpose, const char *tag,
                      size_t elem, gathered *g, km_reply *r) {
-    const secp256k1_context *secp = km_ctx_secp(e->ctx);
     km_keygen_state *k = st->keygen;
     uint16_t n;
     g->n = k->init.n_participants;
@@ -185,7 +167,7 @@ static km_err gather(km_enclave *e, km_signing_state *st, km_cursor *c, const ch
         const unsigned char *p;
         size_t len;
         km_sign_record rec;
-        if (!get_vbytes(c, &p, &len, 1u << 24) || km_sign_record_decode(&rec, tag, &st->id, p, len)) {
+        if (!km_get_vbytes(c, &p, &len, 1u << 24) || km_sign_record_decode(&rec, tag, &st->id, p, len)) {
             km_reply_fail(r, KM_ERR_PARSE, "%s: malformed record", tag);
             return r->err;
         }
@@ -198,12 +180,7 @@ static km_err gather(km_enclave *e, km_signing_state *st, km_cursor *c, const ch
             km_reply_fail(r, KM_ERR_DUPLICATE, "%s: two records for participant %d", tag, idx);
             return r->err;
         }
-        uint16_t ei = k->init.enclave_index[idx];
-        secp256k1_pubkey epk;
-        secp256k1_xonly_pubkey ex;
-        if (rec.enclave_index != ei || !secp256k1_ec_pubkey_parse(secp, &epk, k->init.enclave_pubs[ei], 33) ||
-            !secp256k1_xonly_pubkey_from_pubkey(secp, &ex, NULL, &epk) ||
-            !secp256k1_schnorrsig_verify(secp, rec.sig, rec.digest, 32, &ex)) {
+        if (!km_record_signed_by(e, k, idx, rec.enclave_index, rec.sig, rec.digest)) {
             km_reply_fail(r, KM_ERR_VERIFY, "%s: record of participant %d is not signed by its enclave", tag,
                           idx);
             return r->err;
@@ -419,7 +396,7 @@ void km_cmd_sign_init(km_enclave *e, const unsigned char *body, size_t len, km_r
     size_t blob_len;
     km_cursor_init(&c, body, len);
     if (km_cursor_get_bytes(&c, keygen_id.b, 16) || km_cursor_get_bytes(&c, signing_id.b, 16) ||
-        !get_vbytes(&c, &blob, &blob_len, 1u << 24) || km_cursor_finish(&c)) {
+        !km_get_vbytes(&c, &blob, &blob_len, 1u << 24) || km_cursor_finish(&c)) {
         km_reply_fail(r, KM_ERR_PARSE, "sign_init: malformed body");
         return;
     }
