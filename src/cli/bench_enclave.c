@@ -249,7 +249,7 @@ int main(int argc, char **argv) {
         runs);
     printf("floor = in-process libsecp256k1, n=3, one participant's share of one item:\n"
            "        nonce_gen + nonce_agg + nonce_process + partial_sign + 3 partial_verify + verify = %.1f "
-           "us\n\n",
+           "us\n",
            floor_us);
     printf("round floor = the whole n=3 round of one item in one process (3 nonce_gen, nonce_agg,\n"
            "        nonce_process, 3 partial_sign, 3 partial_verify, partial_sig_agg, verify) = %.1f us\n\n",
