@@ -7,6 +7,7 @@
  * recomputed from the participants' own public keys; every signature checked
  * with libsecp256k1 against the output key. Any mismatch exits non-zero. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,6 +347,9 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+    /* Output piped into a closed reader (`| head`) must not kill us before
+     * the enclaves are stopped: writes fail with EPIPE instead. */
+    signal(SIGPIPE, SIG_IGN);
     const char *bin = NULL, *out_dir = ".";
     char self_bin[4096];
     for (int i = 1; i < argc; i++) {

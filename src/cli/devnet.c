@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -90,9 +91,15 @@ static km_err spawn(km_devnet_enclave *t) {
     if (run_capture(pk_argv, out, sizeof out) != 0 || strlen(out) < 66 ||
         km_hex_decode(t->pub, 33, out, 66) != KM_OK)
         return KM_ERR_IO;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) return KM_ERR_IO;
     if (pid == 0) {
+        /* A development enclave must not outlive whoever started it (a demo
+         * killed by ^C or SIGPIPE, a crashing test): it would keep running
+         * with secrets in memory and nobody to stop it. The getppid check
+         * closes the race with a parent that died before prctl. */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(126);
         /* The enclave's log goes to DIR/enclave.log (tests grep it for secrets). */
         char log[300];
         snprintf(log, sizeof log, "%s/enclave.log", t->dir);
