@@ -224,7 +224,7 @@ static int run(km_rounds_world *w, const char *bin, const char *out_dir) {
     printf("  prevout: %u sat, scriptPubKey %s\n", PREV_SAT, h);
     hex(h, sizeof h, dest_spk, 34);
     printf("  output:  %u sat to %s (fee %u sat)\n", PREV_SAT - FEE_SAT, h, FEE_SAT);
-    if ((err = km_tx_taproot_sighash(&tx, &spent, 1, 0, 0x00, NULL, 0, sighash))) {
+    if ((err = km_tx_taproot_sighash(&tx, &spent, 1, 0, KM_SIGHASH_DEFAULT, NULL, 0, sighash))) {
         fail(w, "sighash", err);
         goto done;
     }
@@ -279,6 +279,27 @@ static int run(km_rounds_world *w, const char *bin, const char *out_dir) {
     hex(tx_hex, sizeof tx_hex, ser.data, ser.len);
     hex(h, sizeof h, txid_be, 32);
     printf("  txid: %s\n  signed tx: %s\n", h, tx_hex);
+    /* What a node would do: parse the bytes we publish, take the signature
+     * from the witness, recompute the sighash from the parsed transaction. */
+    {
+        km_tx back;
+        km_tx_init(&back, 0, 0);
+        unsigned char sh2[32];
+        err = km_tx_parse(&back, ser.data, ser.len);
+        if (!err && (back.n_in != 1 || back.in[0].n_witness != 1 || back.in[0].witness[0].len != 64))
+            err = KM_ERR_PARSE;
+        if (!err) err = km_tx_taproot_sighash(&back, &spent, 1, 0, KM_SIGHASH_DEFAULT, NULL, 0, sh2);
+        if (!err &&
+            (memcmp(sh2, sighash, 32) != 0 ||
+             !secp256k1_schnorrsig_verify(km_ctx_secp(w->ctx), back.in[0].witness[0].data, sh2, 32, &Q)))
+            err = KM_ERR_VERIFY;
+        km_tx_free(&back);
+        if (err) {
+            fail(w, "re-parsed transaction check", err);
+            goto done;
+        }
+        printf("  re-parsed: witness signature verifies against the recomputed sighash: OK\n");
+    }
 
     printf("== 6. an adaptor signature (Single): pre-sign, adapt, extract\n");
     km_sign_item ad;
