@@ -161,6 +161,37 @@ static void test_garbage_before_handshake(void **state) {
     assert_int_equal(flow_call(&W, 0, KM_CMD_INFO, NULL, NULL), KM_OK);
 }
 
+/* Many requests in flight on one connection: each response carries the id of
+ * its request. */
+static void test_pipelined_requests(void **state) {
+    (void)state;
+    km_enclave_conn c;
+    km_msg resp;
+    assert_int_equal(km_test_enclave_connect(W.ctx, &W.enc[0], &c), KM_OK);
+    const uint32_t ids[5] = {7, 100000, 3, 42, 0xfffffffe};
+    const uint16_t cmds[5] = {KM_CMD_INFO, 0x7777, KM_CMD_INFO, KM_CMD_SESSION_CLEAR, KM_CMD_INFO};
+    for (int i = 0; i < 5; i++) {
+        km_buf req;
+        km_buf_init(&req);
+        assert_int_equal(km_msg_put_header(&req, KM_MSG_REQUEST, ids[i], cmds[i]), KM_OK);
+        assert_int_equal(km_enclave_conn_send_raw(&c, req.data, req.len), KM_OK);
+        km_buf_free(&req);
+    }
+    const km_err want[5] = {KM_OK, KM_ERR_UNSUPPORTED, KM_OK, KM_ERR_PARSE, KM_OK};
+    int seen[5] = {0};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(km_enclave_conn_recv(&c, &resp), KM_OK);
+        int j = 0;
+        while (j < 5 && ids[j] != resp.request_id)
+            j++;
+        assert_true(j < 5);
+        assert_false(seen[j]);
+        seen[j] = 1;
+        assert_int_equal(resp.code, want[j]);
+    }
+    km_enclave_conn_close(&c);
+}
+
 static void test_frames_after_handshake(void **state) {
     (void)state;
     km_enclave_conn c;
@@ -204,9 +235,8 @@ static void test_frames_after_handshake(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_garbage_before_handshake),
-        cmocka_unit_test(test_frames_after_handshake),
-        cmocka_unit_test(test_unfinished_keygen_expires),
+        cmocka_unit_test(test_garbage_before_handshake), cmocka_unit_test(test_frames_after_handshake),
+        cmocka_unit_test(test_pipelined_requests),       cmocka_unit_test(test_unfinished_keygen_expires),
         cmocka_unit_test(test_signing_cap_and_expiry),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
