@@ -573,8 +573,12 @@ void km_cmd_sign_partial(km_enclave *e, const unsigned char *body, size_t len, k
     }
     if (st->partial_done) {
         /* A nonce signs once. The same aggregate nonces get the same answer;
-         * different ones would make us sign twice with one nonce. */
-        if (km_ct_equal(st->nonce_digest, nd, 32)) {
+         * different ones would make us sign twice with one nonce. A round that
+         * failed half-way has spent its nonces: it cannot be answered again. */
+        if (st->partial_failed) {
+            km_reply_fail(r, KM_ERR_STATE, "sign_partial: this round failed; start a new signing session");
+            err = r->err;
+        } else if (km_ct_equal(st->nonce_digest, nd, 32)) {
             err = km_buf_put(&r->body, st->partial_response.data, st->partial_response.len);
         } else {
             km_reply_fail(r, KM_ERR_NONCE_REUSE,
@@ -627,6 +631,7 @@ void km_cmd_sign_partial(km_enclave *e, const unsigned char *body, size_t len, k
             err = km_buf_put(&r->body, st->partial_response.data, st->partial_response.len);
         } else {
             km_buf_free(&st->partial_response);
+            st->partial_failed = 1;
             km_reply_fail(r, err, "sign_partial: signing failed; the session must restart with new nonces");
         }
     }

@@ -48,6 +48,7 @@ typedef struct km_signing_state {
     uint8_t *approved;              /* per local signer */
     km_buf init_response;
     int partial_done;
+    int partial_failed;             /* nonces spent without a complete answer */
     unsigned char nonce_digest[32]; /* of all aggregate nonces the partials were made for */
     km_buf partial_response;
     int finalized;
