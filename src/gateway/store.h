@@ -123,7 +123,9 @@ typedef struct km_store_enclave {
  */
 km_err km_store_enclave_put(km_store *st, const km_store_enclave *e) KM_WARN_UNUSED;
 
-/** Returns: KM_OK; KM_ERR_NOT_FOUND. Out: e (zeroed on failure). */
+/** Read an enclave's address and pinned key.
+ *  Returns: KM_OK; KM_ERR_NOT_FOUND; KM_ERR_ARG (NULL st/e).
+ *  Out:     e: filled; zeroed on failure. */
 km_err km_store_enclave_get(km_store *st, uint32_t id, km_store_enclave *e) KM_WARN_UNUSED;
 
 /* ---- keygen sessions ------------------------------------------------------ */
@@ -299,7 +301,10 @@ typedef struct km_store_record {
     km_buf blob;
 } km_store_record;
 
-/** Records of one kind in user-id order; cap/n contract as km_store_keygen_assignments. */
+/** Records of one kind in user-id order; cap/n contract as km_store_keygen_assignments.
+ *  Out: out[0..cap) are (re)initialised empty first, so they MUST NOT hold
+ *       buffers the caller still owns; on KM_OK release out[0..*n) with
+ *       km_store_records_clear. On any error nothing is left allocated. */
 km_err km_store_signing_records(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
                                 km_store_record_kind kind, km_store_record *out, size_t cap,
                                 size_t *n) KM_WARN_UNUSED;
@@ -315,6 +320,7 @@ km_err km_store_approval_put(km_store *st, const unsigned char signing_id[KM_STO
 /** Out: sig (may be NULL to test presence). Returns KM_OK or KM_ERR_NOT_FOUND. */
 km_err km_store_approval_get(km_store *st, const unsigned char signing_id[KM_STORE_ID_LEN],
                              const unsigned char user_id[KM_STORE_ID_LEN], km_buf *sig) KM_WARN_UNUSED;
+/** Out: n: number of approvals stored for the session (0 if none or unknown id). */
 km_err km_store_approval_count(km_store *st, const unsigned char signing_id[KM_STORE_ID_LEN],
                                size_t *n) KM_WARN_UNUSED;
 
@@ -331,6 +337,8 @@ typedef struct km_store_key {
 /** Store an imported key (ECIES blob to its enclave). Idempotent on equal content. */
 km_err km_store_key_put(km_store *st, const km_store_key *k, const unsigned char *blob,
                         size_t blob_len) KM_WARN_UNUSED;
+/** Returns: KM_OK; KM_ERR_NOT_FOUND.
+ *  Out: out: filled, import_blob owned by the caller (km_buf_free); zeroed on failure. */
 km_err km_store_key_get(km_store *st, const unsigned char key_id[KM_STORE_ID_LEN],
                         km_store_key *out) KM_WARN_UNUSED;
 /** Delete a key and its sign requests. Returns KM_OK or KM_ERR_NOT_FOUND. */
@@ -340,10 +348,17 @@ km_err km_store_key_delete(km_store *st, const unsigned char key_id[KM_STORE_ID_
 km_err km_store_keysign_create(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
                                const unsigned char key_id[KM_STORE_ID_LEN], const unsigned char *request,
                                size_t request_len, int64_t created_at, int64_t expires_at) KM_WARN_UNUSED;
-/** Out: state, reason (KM_STORE_REASON_MAX bytes, may be NULL), result (may be NULL). */
+/** Read a sign request.
+ *  Returns: KM_OK; KM_ERR_NOT_FOUND; KM_ERR_ARG.
+ *  Out: state; reason: KM_STORE_REASON_MAX bytes or NULL ("" unless failed);
+ *       result: replaced by the sealed signature (empty unless completed), or NULL. */
 km_err km_store_keysign_get(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
                             km_store_keysign_state *state, char *reason, km_buf *result) KM_WARN_UNUSED;
-/** pending -> completed (result) or pending -> failed (reason); result NULL means fail. */
+/** pending -> completed (result != NULL: repeat with the same result is a no-op,
+ *  another is KM_ERR_DUPLICATE) or pending -> failed (result NULL, reason
+ *  required; failing a failed request again is a no-op).
+ *  Returns: KM_OK; KM_ERR_STATE (already completed/failed the other way);
+ *           KM_ERR_NOT_FOUND; KM_ERR_ARG. */
 km_err km_store_keysign_finish(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
                                const unsigned char *result, size_t result_len, const char *reason,
                                int64_t now) KM_WARN_UNUSED;
