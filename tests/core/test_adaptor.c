@@ -34,50 +34,19 @@
 #include "keymeld/hex.h"
 #include "keymeld/musig.h"
 #include "keymeld/taproot.h"
+#include "seeded_rng.h"
 
 /* Random adaptor cases. libsecp256k1 is linked as a prebuilt (uninstrumented)
  * library, so the sanitizer build runs all of them too, within a few seconds. */
 #define RANDOM_CASES 1000
 
-static km_ctx *g_ctx;
-static const secp256k1_context *g_secp;
-
 /* ---- deterministic randomness ------------------------------------------ */
-
-static unsigned char g_seed[32];
-static uint64_t g_counter;
-
-static void rnd(unsigned char *out, size_t len) {
-    while (len) {
-        unsigned char buf[40], h[32];
-        memcpy(buf, g_seed, 32);
-        for (int i = 0; i < 8; i++)
-            buf[32 + i] = (unsigned char)(g_counter >> (8 * i));
-        g_counter++;
-        km_sha256(h, buf, sizeof buf);
-        size_t n = len < 32 ? len : 32;
-        memcpy(out, h, n);
-        out += n;
-        len -= n;
-    }
-}
 
 static unsigned rnd_below(unsigned n) {
     unsigned char b[4];
     rnd(b, 4);
     return (unsigned)(((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24) %
                       n);
-}
-
-static void rnd_scalar(unsigned char out32[32]) {
-    do
-        rnd(out32, 32);
-    while (!secp256k1_ec_seckey_verify(g_secp, out32));
-}
-
-static void rnd_secret_and_point(unsigned char t32[32], unsigned char T33[33]) {
-    rnd_scalar(t32);
-    assert_int_equal(km_adaptor_point_from_secret(g_ctx, T33, t32), KM_OK);
 }
 
 static void rnd_msg(unsigned char msg32[32]) {
@@ -316,7 +285,7 @@ static void check_presig(const unsigned char presig[64], const unsigned char T33
     assert_true(is_verify_or_point(km_adaptor_presig_verify(g_ctx, bad, T33, xq, msg)));
     assert_true(is_verify_or_point(km_adaptor_adapt(g_ctx, sig, bad, t, xq, msg)));
     /* wrong secret / wrong point / wrong message / wrong key */
-    rnd_secret_and_point(wrong, wrongT);
+    rnd_adaptor(wrong, wrongT);
     assert_int_equal(km_adaptor_adapt(g_ctx, sig, presig, wrong, xq, msg), KM_ERR_VERIFY);
     assert_memory_equal(sig, zero64, 64);
     assert_int_equal(km_adaptor_presig_verify(g_ctx, presig, wrongT, xq, msg), KM_ERR_VERIFY);
@@ -384,7 +353,7 @@ static void test_random_sessions(void **state) {
 
         if (type == TYPE_SINGLE) {
             unsigned char t[32], T[33], presig[64];
-            rnd_secret_and_point(t, T);
+            rnd_adaptor(t, T);
             musig_presign(&g, msg, T, presig);
             check_presig(presig, T, t, g.xq, msg);
             presigs++;
@@ -393,7 +362,7 @@ static void test_random_sessions(void **state) {
             unsigned char ts[3][32], Ts[3][33], t[32], T[33], Tcheck[33], presig[64], sig[64];
             const unsigned char *tp[3], *Tp[3];
             for (size_t i = 0; i < m; i++) {
-                rnd_secret_and_point(ts[i], Ts[i]);
+                rnd_adaptor(ts[i], Ts[i]);
                 tp[i] = ts[i];
                 Tp[i] = Ts[i];
             }
@@ -417,7 +386,7 @@ static void test_random_sessions(void **state) {
             size_t m = 2 + rnd_below(2);
             unsigned char ts[3][32], Ts[3][33], presig[3][64], sig[64];
             for (size_t i = 0; i < m; i++) {
-                rnd_secret_and_point(ts[i], Ts[i]);
+                rnd_adaptor(ts[i], Ts[i]);
                 musig_presign(&g, msg, Ts[i], presig[i]);
                 check_presig(presig[i], Ts[i], ts[i], g.xq, msg);
                 presigs++;
@@ -486,7 +455,7 @@ static void test_legacy_interop(void **state) {
     for (size_t c = 0; c < cases; c++) {
         unsigned char d[32], t[32], T[33], msg[32], xq[32], leg[65], presig[64], sig[64], t_out[32], leg2[65];
         rnd_scalar(d);
-        rnd_secret_and_point(t, T);
+        rnd_adaptor(t, T);
         rnd_msg(msg);
         conduition_style_presign(leg, d, T, msg, xq);
         assert_int_equal(km_adaptor_legacy_verify(g_ctx, leg, T, xq, msg), KM_OK);
@@ -508,12 +477,12 @@ static void test_fold_edges(void **state) {
     unsigned char t[32], T[33], agg[66], out[66], negT[33];
     const unsigned char zero66[66] = {0};
     secp256k1_pubkey P;
-    rnd_secret_and_point(t, T);
+    rnd_adaptor(t, T);
 
     /* R1 infinity: R1' = T */
     memset(agg, 0, 66);
     unsigned char r2s[32], r2[33];
-    rnd_secret_and_point(r2s, r2);
+    rnd_adaptor(r2s, r2);
     memcpy(agg + 33, r2, 33);
     assert_int_equal(km_adaptor_fold_aggnonce(g_ctx, out, agg, T), KM_OK);
     assert_memory_equal(out, T, 33);
@@ -627,7 +596,7 @@ static void test_validation(void **state) {
     const unsigned char zero[66] = {0};
     make_group(&g, 3, MODE_XONLY);
     rnd_msg(msg);
-    rnd_secret_and_point(t, T);
+    rnd_adaptor(t, T);
     musig_presign(&g, msg, T, presig);
     assert_int_equal(km_adaptor_presig_verify(g_ctx, presig, T, g.xq, msg), KM_OK);
 
@@ -721,9 +690,9 @@ static void test_sums(void **state) {
     (void)state;
     unsigned char t1[32], t2[32], t3[32], T1[33], T2[33], T3[33], neg1[32], negT1[33], out[33], sum[32];
     const unsigned char zero[33] = {0};
-    rnd_secret_and_point(t1, T1);
-    rnd_secret_and_point(t2, T2);
-    rnd_secret_and_point(t3, T3);
+    rnd_adaptor(t1, T1);
+    rnd_adaptor(t2, T2);
+    rnd_adaptor(t3, T3);
     memcpy(neg1, t1, 32);
     assert_true(secp256k1_ec_seckey_negate(g_secp, neg1));
     assert_int_equal(km_adaptor_point_from_secret(g_ctx, negT1, neg1), KM_OK);
@@ -793,24 +762,7 @@ static void test_sums(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    if (km_ctx_create(&g_ctx) != KM_OK) return -1;
-    g_secp = km_ctx_secp(g_ctx);
-    const char *env = getenv("KM_TEST_SEED");
-    if (env) {
-        if (km_hex_decode(g_seed, 32, env, strlen(env)) != KM_OK) return -1;
-    } else if (km_random_bytes(g_seed, 32) != KM_OK) {
-        return -1;
-    }
-    char hex[65];
-    if (km_hex_encode(hex, sizeof hex, g_seed, 32) != KM_OK) return -1;
-    printf("test_adaptor seed (replay with KM_TEST_SEED=...): %s\n", hex);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    km_ctx_destroy(g_ctx);
-    return 0;
+    return seeded_setup("test_adaptor");
 }
 
 int main(void) {
@@ -819,5 +771,5 @@ int main(void) {
         cmocka_unit_test(test_validation),     cmocka_unit_test(test_sums),
         cmocka_unit_test(test_legacy_interop), cmocka_unit_test(test_random_sessions),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, seeded_teardown);
 }

@@ -30,40 +30,10 @@
 #include "keymeld/musig.h"
 #include "keymeld/secret.h"
 #include "keymeld/taproot.h"
+#include "seeded_rng.h"
 
 #define CASES       300
 #define MAX_SIGNERS 5
-
-static km_ctx *g_ctx;
-static const secp256k1_context *g_secp;
-static unsigned char g_seed[32];
-static uint64_t g_counter;
-
-static void rnd(unsigned char *out, size_t len) {
-    while (len) {
-        unsigned char buf[40], h[32];
-        memcpy(buf, g_seed, 32);
-        for (int i = 0; i < 8; i++)
-            buf[32 + i] = (unsigned char)(g_counter >> (8 * i));
-        g_counter++;
-        km_sha256(h, buf, sizeof buf);
-        size_t n = len < 32 ? len : 32;
-        memcpy(out, h, n);
-        out += n;
-        len -= n;
-    }
-}
-
-static void rnd_scalar(unsigned char out32[32]) {
-    do
-        rnd(out32, 32);
-    while (!secp256k1_ec_seckey_verify(g_secp, out32));
-}
-
-static void rnd_adaptor(unsigned char t[32], unsigned char T[33]) {
-    rnd_scalar(t);
-    assert_int_equal(km_adaptor_point_from_secret(g_ctx, T, t), KM_OK);
-}
 
 typedef struct {
     size_t n;
@@ -269,24 +239,7 @@ static void test_or_nonce_not_reusable(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    if (km_ctx_create(&g_ctx) != KM_OK) return -1;
-    g_secp = km_ctx_secp(g_ctx);
-    const char *env = getenv("KM_TEST_SEED");
-    if (env) {
-        if (km_hex_decode(g_seed, 32, env, strlen(env)) != KM_OK) return -1;
-    } else if (km_random_bytes(g_seed, 32) != KM_OK) {
-        return -1;
-    }
-    char hex[65];
-    if (km_hex_encode(hex, sizeof hex, g_seed, 32) != KM_OK) return -1;
-    printf("test_adaptor_musig seed (replay with KM_TEST_SEED=...): %s\n", hex);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    km_ctx_destroy(g_ctx);
-    return 0;
+    return seeded_setup("test_adaptor_musig");
 }
 
 int main(void) {
@@ -295,5 +248,5 @@ int main(void) {
         cmocka_unit_test(test_or_nonce_not_reusable),
         cmocka_unit_test(test_sessions),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, seeded_teardown);
 }
