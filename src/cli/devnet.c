@@ -136,6 +136,11 @@ static km_err spawn(km_devnet_enclave *t) {
 
 km_err km_devnet_start(km_ctx *ctx, km_devnet_enclave *t, const char *bin, const char *dir,
                        const char *const *extra) {
+    return km_devnet_start_shared(ctx, t, bin, dir, extra, NULL);
+}
+
+km_err km_devnet_start_shared(km_ctx *ctx, km_devnet_enclave *t, const char *bin, const char *dir,
+                              const char *const *extra, const unsigned char gateway_seckey[32]) {
     if (!t) return KM_ERR_ARG;
     memset(t, 0, sizeof *t);
     if (!ctx || !bin) return KM_ERR_ARG;
@@ -163,8 +168,22 @@ km_err km_devnet_start(km_ctx *ctx, km_devnet_enclave *t, const char *bin, const
     snprintf(path, sizeof path, "%s/ca", t->dir);
     char *ca_argv[] = {(char *)bin, "dev-ca", "init", path, NULL};
     if (run_capture(ca_argv, out, sizeof out) != 0) return KM_ERR_IO;
-    km_err err = km_devnet_keypair(ctx, t->gw_sec, NULL, t->gw_x);
-    if (err) return err;
+    km_err err;
+    if (gateway_seckey) {
+        secp256k1_keypair kp;
+        secp256k1_xonly_pubkey x;
+        if (!secp256k1_keypair_create(km_ctx_secp(ctx), &kp, gateway_seckey) ||
+            !secp256k1_keypair_xonly_pub(km_ctx_secp(ctx), &x, NULL, &kp) ||
+            !secp256k1_xonly_pubkey_serialize(km_ctx_secp(ctx), t->gw_x, &x)) {
+            km_wipe(&kp, sizeof kp);
+            return KM_ERR_INVALID_KEY;
+        }
+        km_wipe(&kp, sizeof kp);
+        memcpy(t->gw_sec, gateway_seckey, 32);
+    } else {
+        err = km_devnet_keypair(ctx, t->gw_sec, NULL, t->gw_x);
+        if (err) return err;
+    }
     return spawn(t);
 }
 

@@ -37,6 +37,15 @@ typedef struct km_devnet_enclave {
  *      extra: up to 8 extra `run` arguments (static strings), NULL-terminated, or NULL. */
 KM_WARN_UNUSED km_err km_devnet_start(km_ctx *ctx, km_devnet_enclave *t, const char *bin, const char *dir,
                                       const char *const *extra);
+/** km_devnet_start, but the enclave trusts the given gateway credential
+ *  (so that one gateway can drive several local enclaves) instead of a fresh one.
+ *  Returns: as km_devnet_start; KM_ERR_INVALID_KEY if gateway_seckey is not a
+ *           valid secret key.
+ *  In: gateway_seckey: 32 bytes (copied), or NULL for a fresh credential. */
+KM_WARN_UNUSED km_err km_devnet_start_shared(km_ctx *ctx, km_devnet_enclave *t, const char *bin,
+                                             const char *dir, const char *const *extra,
+                                             const unsigned char gateway_seckey[32]);
+
 /** Start again on the same state directory (the identity must survive).
  *  Returns: KM_OK; KM_ERR_STATE if running; KM_ERR_IO. */
 KM_WARN_UNUSED km_err km_devnet_restart(km_devnet_enclave *t);
