@@ -38,9 +38,12 @@ extern "C" {
 #endif
 
 /** Schema version this code writes. A database with a higher version is refused. */
-#define KM_STORE_SCHEMA_VERSION  1
+#define KM_STORE_SCHEMA_VERSION  2
 #define KM_STORE_ID_LEN          16
 #define KM_STORE_PUBKEY_LEN      33         /**< compressed secp256k1 point */
+#define KM_STORE_XONLY_LEN       32         /**< BIP-340 x-only public key */
+#define KM_STORE_APPROVAL_LEN    64         /**< BIP-340 signature */
+#define KM_STORE_ANY_ENCLAVE     UINT32_MAX /**< km_store_keygen_list: no enclave filter */
 #define KM_STORE_FINGERPRINT_LEN 32         /**< SHA-256 */
 #define KM_STORE_REASON_MAX      128        /**< failure reasons are truncated to this (incl. NUL) */
 #define KM_STORE_OWNER_MAX       64         /**< claim owner names (incl. NUL) */
@@ -70,6 +73,10 @@ typedef enum km_store_keysign_state {
     KM_KEYSIGN_COMPLETED = 1,
     KM_KEYSIGN_FAILED = 2
 } km_store_keysign_state;
+
+/** Registration flags (km_store_registration_put). Undefined bits are refused. */
+#define KM_STORE_REG_REQUIRES_APPROVAL 0x01u /**< signings need this user's approval */
+#define KM_STORE_REG_FLAGS_KNOWN       0x01u
 
 /** Which kind of session a claim or a restart listing refers to. */
 typedef enum km_store_kind { KM_STORE_KEYGEN = 0, KM_STORE_SIGNING = 1, KM_STORE_KEYSIGN = 2 } km_store_kind;
@@ -128,6 +135,20 @@ km_err km_store_enclave_put(km_store *st, const km_store_enclave *e) KM_WARN_UNU
  *  Out:     e: filled; zeroed on failure. */
 km_err km_store_enclave_get(km_store *st, uint32_t id, km_store_enclave *e) KM_WARN_UNUSED;
 
+/** Every registered enclave, ordered by id.
+ *
+ *  The cap/n contract of every listing in this file: if the rows fit
+ *  (total <= cap) they are written to out[0..total) and *n = total; if not,
+ *  KM_ERR_BUFFER_SMALL with *n = total and out untouched (call again with a
+ *  bigger buffer; out may be NULL with cap 0 to ask only for the count). The
+ *  count and the rows come from one read snapshot.
+ *  Returns: KM_OK; KM_ERR_BUFFER_SMALL; KM_ERR_ARG (NULL st/n, NULL out with cap > 0);
+ *           KM_ERR_IO.
+ *  Out:     out[0..*n): filled; n: the total (0 on errors other than BUFFER_SMALL).
+ *  In:      cap: number of elements out can hold.
+ */
+km_err km_store_enclave_list(km_store *st, km_store_enclave *out, size_t cap, size_t *n) KM_WARN_UNUSED;
+
 /* ---- keygen sessions ------------------------------------------------------ */
 
 /** One coordinator-encrypted init blob, for one enclave of the session. */
@@ -153,6 +174,11 @@ typedef struct km_store_keygen_new {
     const km_store_assignment *assignments; /**< n_assignments >= 1, distinct users,
                                                  each enclave among the inits */
     size_t n_assignments;
+    /** The session's auth public key (BIP-340 x-only): requests about this
+     *  session are signed with its secret. Must parse as an x-only key.
+     *  Immutable once stored (a trigger refuses any update). */
+    unsigned char session_auth_key[KM_STORE_XONLY_LEN];
+    uint32_t max_signings; /**< signing sessions allowed on the wallet; 0 = unlimited */
 } km_store_keygen_new;
 
 /** A keygen as read back. Owns its buffers: release with km_store_keygen_clear. */
@@ -163,20 +189,27 @@ typedef struct km_store_keygen {
     int64_t created_at;
     int64_t expires_at; /**< 0 when completed: wallets do not expire */
     km_buf result;      /**< the sealed result; empty unless completed */
+    /** As created. All zero for a keygen created under schema v1: not a valid
+     *  x-only key, so no request can authenticate against it (fails closed). */
+    unsigned char session_auth_key[KM_STORE_XONLY_LEN];
+    uint32_t max_signings; /**< 0 = unlimited (also for v1 keygens) */
 } km_store_keygen;
 
 /** Create a keygen session in state collecting, with its init blobs and its
  *  participant assignment, in one transaction.
  *
- *  Idempotent: the same id with the same content (times, blobs, assignment)
- *  returns KM_OK without writing; the same id with other content is refused.
+ *  Idempotent: the same id with the same content (times, blobs, assignment,
+ *  session auth key, max_signings) returns KM_OK without writing; the same id
+ *  with other content is refused.
  *  Returns: KM_OK; KM_ERR_DUPLICATE; KM_ERR_NOT_FOUND (an enclave id is not
  *           registered); KM_ERR_ARG (empty/duplicate lists, an assignment to an
- *           enclave without an init blob, expires_at <= created_at, blob too big).
+ *           enclave without an init blob, expires_at <= created_at, blob too big,
+ *           session_auth_key not a valid x-only public key).
  */
 km_err km_store_keygen_create(km_store *st, const km_store_keygen_new *kg) KM_WARN_UNUSED;
 
-/** Returns: KM_OK; KM_ERR_NOT_FOUND.
+/** Read a keygen.
+ *  Returns: KM_OK; KM_ERR_NOT_FOUND; KM_ERR_ARG.
  *  Out: out: filled; on failure zeroed (buffers empty). Call km_store_keygen_clear after. */
 km_err km_store_keygen_get(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
                            km_store_keygen *out) KM_WARN_UNUSED;
@@ -209,19 +242,53 @@ km_err km_store_keygen_init_get(km_store *st, const unsigned char id[KM_STORE_ID
 km_err km_store_keygen_assignments(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
                                    km_store_assignment *out, size_t cap, size_t *n) KM_WARN_UNUSED;
 
+/** Keygens that have an init blob for enclave_id (any keygen if
+ *  KM_STORE_ANY_ENCLAVE) and whose state is in states, ordered by created_at
+ *  then id.
+ *
+ *  For an enclave that restarted (and lost its memory): the gateway re-sends
+ *  the init, registrations and finalize of its collecting, finalizing and
+ *  completed keygens.
+ *  Returns: KM_OK; KM_ERR_BUFFER_SMALL; KM_ERR_ARG (NULL st/n, NULL ids with
+ *           cap > 0, states 0 or with bits other than (1u << km_store_keygen_state)).
+ *  Out:     ids[0..*n): keygen ids; n: total (cap/n contract of km_store_enclave_list).
+ *  In:      enclave_id: filter or KM_STORE_ANY_ENCLAVE; states: bitmask of
+ *           (1u << KM_KEYGEN_...); cap: elements ids can hold.
+ */
+km_err km_store_keygen_list(km_store *st, uint32_t enclave_id, uint32_t states,
+                            unsigned char (*ids)[KM_STORE_ID_LEN], size_t cap, size_t *n) KM_WARN_UNUSED;
+
+/** Delete a keygen and everything that references it — init blobs,
+ *  assignments, registrations, its signing sessions with their records and
+ *  approvals — in one transaction, in any state.
+ *
+ *  Completed keygens are wallets: nothing else (no expiry, no purge) ever
+ *  removes them; this is the only way, and it is irreversible: the caller
+ *  MUST have authorised it. Single-signer keys naming the keygen as their
+ *  origin are kept (their origin is a record, not a reference).
+ *  Returns: KM_OK; KM_ERR_NOT_FOUND (no such keygen: nothing written); KM_ERR_ARG.
+ */
+km_err km_store_keygen_delete(km_store *st, const unsigned char id[KM_STORE_ID_LEN]) KM_WARN_UNUSED;
+
 /* ---- registrations -------------------------------------------------------- */
 
-/** Store a participant's ECIES registration blob (and, if known, the
- *  participant record the enclave returned; else NULL/0).
+/** Store a participant's ECIES registration blob, auth key and flags (and,
+ *  if known, the participant record the enclave returned; else NULL/0).
  *
  *  Only while the keygen is collecting; only for an assigned user. Idempotent
- *  on equal blob; a different blob for the same user is KM_ERR_DUPLICATE.
+ *  on equal blob, auth key and flags (the record is not compared: it may be
+ *  set later); any difference for the same user is KM_ERR_DUPLICATE. The auth
+ *  key and flags are immutable once stored.
  *  Returns: KM_OK; KM_ERR_STATE; KM_ERR_NOT_FOUND (keygen or assignment
- *           missing); KM_ERR_DUPLICATE; KM_ERR_ARG.
+ *           missing); KM_ERR_DUPLICATE; KM_ERR_ARG (also: auth_key not a valid
+ *           x-only key, flags with bits outside KM_STORE_REG_FLAGS_KNOWN).
+ *  In:      auth_key: the participant's BIP-340 x-only auth public key (32 bytes);
+ *           flags: KM_STORE_REG_REQUIRES_APPROVAL or 0.
  */
 km_err km_store_registration_put(km_store *st, const unsigned char keygen_id[KM_STORE_ID_LEN],
                                  const unsigned char user_id[KM_STORE_ID_LEN], const unsigned char *blob,
                                  size_t blob_len, const unsigned char *record, size_t record_len,
+                                 const unsigned char auth_key[KM_STORE_XONLY_LEN], uint8_t flags,
                                  int64_t now) KM_WARN_UNUSED;
 
 /** Set the participant record (once; equal repeat is OK, different is KM_ERR_DUPLICATE). */
@@ -234,6 +301,15 @@ km_err km_store_registration_set_record(km_store *st, const unsigned char keygen
 km_err km_store_registration_get(km_store *st, const unsigned char keygen_id[KM_STORE_ID_LEN],
                                  const unsigned char user_id[KM_STORE_ID_LEN], km_buf *blob,
                                  km_buf *record) KM_WARN_UNUSED;
+
+/** A registered participant's auth key and flags.
+ *  Returns: KM_OK; KM_ERR_NOT_FOUND (not registered, or no such keygen); KM_ERR_ARG.
+ *  Out:     auth_key: 32 bytes (all zero for a v1 registration: fails closed);
+ *           flags: registration flags. Both zeroed on failure; neither may be NULL.
+ */
+km_err km_store_registration_info(km_store *st, const unsigned char keygen_id[KM_STORE_ID_LEN],
+                                  const unsigned char user_id[KM_STORE_ID_LEN],
+                                  unsigned char auth_key[KM_STORE_XONLY_LEN], uint8_t *flags) KM_WARN_UNUSED;
 
 /** Registered user ids in user-id order; same cap/n contract as
  *  km_store_keygen_assignments. */
@@ -266,12 +342,31 @@ typedef struct km_store_signing {
 
 /** Create a signing session for a completed keygen. Idempotent like
  *  km_store_keygen_create.
+ *
+ *  The keygen's max_signings quota is enforced here, in the creating
+ *  transaction, so two gateways (or two requests) racing on the last
+ *  allowed session cannot both get it. An identical retry of an existing
+ *  session is KM_OK and does not count again.
  *  Returns: KM_OK; KM_ERR_DUPLICATE; KM_ERR_NOT_FOUND (no such keygen);
- *           KM_ERR_STATE (keygen not completed); KM_ERR_ARG. */
+ *           KM_ERR_STATE (keygen not completed); KM_ERR_RANGE (quota used up:
+ *           km_store_signing_count(keygen) == max_signings != 0); KM_ERR_ARG. */
 km_err km_store_signing_create(km_store *st, const km_store_signing_new *s) KM_WARN_UNUSED;
+/** Read a signing session.
+ *  Returns: KM_OK; KM_ERR_NOT_FOUND; KM_ERR_ARG.
+ *  Out: out: filled; zeroed on failure. Call km_store_signing_clear after. */
 km_err km_store_signing_get(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
                             km_store_signing *out) KM_WARN_UNUSED;
 void km_store_signing_clear(km_store_signing *s);
+
+/** Number of signing sessions ever created for a keygen (the quota counter).
+ *
+ *  A persistent counter, not a count of rows: it never decreases, so the
+ *  quota holds even if old sessions are removed some day.
+ *  Returns: KM_OK; KM_ERR_NOT_FOUND (no such keygen); KM_ERR_ARG.
+ *  Out:     n: the count; 0 on failure.
+ */
+km_err km_store_signing_count(km_store *st, const unsigned char keygen_id[KM_STORE_ID_LEN],
+                              size_t *n) KM_WARN_UNUSED;
 
 /** Move a signing session.
  *
@@ -313,7 +408,10 @@ void km_store_records_clear(km_store_record *recs, size_t n);
 /* ---- approvals ------------------------------------------------------------ */
 
 /** Store a user's approval signature (only in collecting_approvals; the caller
- *  has verified it). Idempotent on equal signature. */
+ *  has verified it). Idempotent on equal signature; another signature is
+ *  KM_ERR_DUPLICATE.
+ *  Returns: KM_OK; KM_ERR_STATE; KM_ERR_NOT_FOUND; KM_ERR_DUPLICATE;
+ *           KM_ERR_ARG (sig_len != KM_STORE_APPROVAL_LEN). */
 km_err km_store_approval_put(km_store *st, const unsigned char signing_id[KM_STORE_ID_LEN],
                              const unsigned char user_id[KM_STORE_ID_LEN], const unsigned char *sig,
                              size_t sig_len, int64_t now) KM_WARN_UNUSED;
@@ -324,6 +422,19 @@ km_err km_store_approval_get(km_store *st, const unsigned char signing_id[KM_STO
 km_err km_store_approval_count(km_store *st, const unsigned char signing_id[KM_STORE_ID_LEN],
                                size_t *n) KM_WARN_UNUSED;
 
+/** The approvals of a signing session in user-id order (the coordinator
+ *  relays them to the enclaves, which verify them again).
+ *  Returns: KM_OK; KM_ERR_BUFFER_SMALL; KM_ERR_NOT_FOUND (no such session);
+ *           KM_ERR_ARG (NULL users/sigs with cap > 0); KM_ERR_IO (a stored
+ *           signature is not 64 bytes).
+ *  Out:     users[i], sigs[i] for i < *n: user id and its 64-byte signature;
+ *           n: total (cap/n contract of km_store_enclave_list).
+ */
+km_err km_store_approval_list(km_store *st, const unsigned char signing_id[KM_STORE_ID_LEN],
+                              unsigned char (*users)[KM_STORE_ID_LEN],
+                              unsigned char (*sigs)[KM_STORE_APPROVAL_LEN], size_t cap,
+                              size_t *n) KM_WARN_UNUSED;
+
 /* ---- single-signer keys and their sign requests --------------------------- */
 
 typedef struct km_store_key {
@@ -332,9 +443,24 @@ typedef struct km_store_key {
     uint32_t enclave_id;
     int64_t created_at;
     km_buf import_blob; /**< owned on output; ignored on input (see put) */
+    /** The owner's BIP-340 x-only auth public key; all zero for a v1 key (fails closed). */
+    unsigned char auth_key[KM_STORE_XONLY_LEN];
+    int has_origin;                               /**< 1 if origin_keygen is set, else 0 */
+    unsigned char origin_keygen[KM_STORE_ID_LEN]; /**< the keygen the key came from; zero if none */
 } km_store_key;
 
-/** Store an imported key (ECIES blob to its enclave). Idempotent on equal content. */
+/** Store an imported key (ECIES blob to its enclave).
+ *
+ *  Idempotent: equal user, enclave, blob, auth key and origin is KM_OK
+ *  without writing (created_at is not compared: a retry reads a new clock);
+ *  any difference is KM_ERR_DUPLICATE. The origin keygen is provenance only:
+ *  it need not exist and the key outlives it.
+ *  Returns: KM_OK; KM_ERR_DUPLICATE; KM_ERR_NOT_FOUND (enclave not registered);
+ *           KM_ERR_ARG (NULL/empty/too big blob, auth_key not a valid x-only
+ *           key, has_origin not 0 or 1).
+ *  In:      k: key_id, user_id, enclave_id, created_at, auth_key, has_origin,
+ *           origin_keygen (ignored unless has_origin); k->import_blob is ignored.
+ *           blob, blob_len: the import blob. */
 km_err km_store_key_put(km_store *st, const km_store_key *k, const unsigned char *blob,
                         size_t blob_len) KM_WARN_UNUSED;
 /** Returns: KM_OK; KM_ERR_NOT_FOUND.
@@ -343,6 +469,24 @@ km_err km_store_key_get(km_store *st, const unsigned char key_id[KM_STORE_ID_LEN
                         km_store_key *out) KM_WARN_UNUSED;
 /** Delete a key and its sign requests. Returns KM_OK or KM_ERR_NOT_FOUND. */
 km_err km_store_key_delete(km_store *st, const unsigned char key_id[KM_STORE_ID_LEN]) KM_WARN_UNUSED;
+
+/** A user's keys, ordered by created_at then key_id.
+ *  Returns: KM_OK; KM_ERR_BUFFER_SMALL; KM_ERR_ARG (NULL st/user_id/n, NULL out with cap > 0).
+ *  Out:     out[0..*n): every field but import_blob, which is left empty (owns
+ *           nothing; km_buf_free is harmless); n: total (cap/n contract of
+ *           km_store_enclave_list). An unknown user has no keys: KM_OK, *n = 0.
+ */
+km_err km_store_key_list_by_user(km_store *st, const unsigned char user_id[KM_STORE_ID_LEN],
+                                 km_store_key *out, size_t cap, size_t *n) KM_WARN_UNUSED;
+
+/** Ids of the keys held by an enclave, ordered by created_at then key_id
+ *  (to re-import them after the enclave restarted).
+ *  Returns: KM_OK; KM_ERR_BUFFER_SMALL; KM_ERR_ARG.
+ *  Out:     key_ids[0..*n); n: total (cap/n contract of km_store_enclave_list).
+ */
+km_err km_store_key_list_by_enclave(km_store *st, uint32_t enclave_id,
+                                    unsigned char (*key_ids)[KM_STORE_ID_LEN], size_t cap,
+                                    size_t *n) KM_WARN_UNUSED;
 
 /** Create a pending sign request for a key. Idempotent on equal content. */
 km_err km_store_keysign_create(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
@@ -354,6 +498,16 @@ km_err km_store_keysign_create(km_store *st, const unsigned char id[KM_STORE_ID_
  *       result: replaced by the sealed signature (empty unless completed), or NULL. */
 km_err km_store_keysign_get(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
                             km_store_keysign_state *state, char *reason, km_buf *result) KM_WARN_UNUSED;
+/** The stored request of a key sign request, for the coordinator to send.
+ *  Returns: KM_OK; KM_ERR_NOT_FOUND; KM_ERR_ARG (NULL st/id).
+ *  Out:     each may be NULL to skip. key_id: 16 bytes; request: replaced by the
+ *           request body; created_at; expires_at (0 once completed). On failure
+ *           key_id is zeroed, request emptied, the times 0.
+ */
+km_err km_store_keysign_get_request(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
+                                    unsigned char key_id[KM_STORE_ID_LEN], km_buf *request,
+                                    int64_t *created_at, int64_t *expires_at) KM_WARN_UNUSED;
+
 /** pending -> completed (result != NULL: repeat with the same result is a no-op,
  *  another is KM_ERR_DUPLICATE) or pending -> failed (result NULL, reason
  *  required; failing a failed request again is a no-op).
@@ -373,6 +527,26 @@ km_err km_store_replay_insert(km_store *st, const unsigned char auth_pubkey[KM_S
                               int64_t expires_at) KM_WARN_UNUSED;
 /** Delete entries with expires_at <= now. Out: removed (may be NULL). */
 km_err km_store_replay_purge(km_store *st, int64_t now, size_t *removed) KM_WARN_UNUSED;
+
+/* ---- statistics ------------------------------------------------------------ */
+
+/** Row counts for metrics and health checks. */
+typedef struct km_store_stats {
+    size_t keygens[4];  /**< per km_store_keygen_state */
+    size_t signings[6]; /**< per km_store_signing_state */
+    size_t keysigns[3]; /**< per km_store_keysign_state */
+    size_t keys;
+    size_t replay_entries; /**< including expired ones not yet purged */
+    int64_t db_bytes;      /**< page_count * page_size of the main file's snapshot */
+} km_store_stats;
+
+/** Read the statistics, all from one read snapshot.
+ *
+ *  (Named _get because the type already has the name km_store_stats.)
+ *  Returns: KM_OK; KM_ERR_ARG; KM_ERR_IO (also: a row with an unknown state).
+ *  Out:     out: filled; zeroed on failure.
+ */
+km_err km_store_stats_get(km_store *st, km_store_stats *out) KM_WARN_UNUSED;
 
 /* ---- restart, expiry, leases ---------------------------------------------- */
 

@@ -148,7 +148,60 @@ static const char *const MIGRATION_1[] = {
     NULL,
 };
 
+/* Version 2: auth keys (session, participant, key owner), registration flags,
+ * the signing quota, and the indexes of the restart and listing queries.
+ *
+ * Rows written under v1 get an all-zero auth key: not a valid x-only key, so
+ * nothing can authenticate against such a row. An old session fails closed
+ * rather than becoming open to anyone. */
+#define ZERO_KEY "X'0000000000000000000000000000000000000000000000000000000000000000'"
+static const char *const MIGRATION_2[] = {
+    "ALTER TABLE keygen_sessions ADD COLUMN session_auth_key BLOB NOT NULL DEFAULT " ZERO_KEY
+    "  CHECK(length(session_auth_key) = 32);",
+    "ALTER TABLE keygen_sessions ADD COLUMN max_signings INTEGER NOT NULL DEFAULT 0"
+    "  CHECK(max_signings BETWEEN 0 AND 4294967295);",
+    /* A counter, not count(*): the quota must not come back if signing rows
+     * are ever purged. Seeded from the rows that exist. */
+    "ALTER TABLE keygen_sessions ADD COLUMN signings_created INTEGER NOT NULL DEFAULT 0"
+    "  CHECK(signings_created >= 0);",
+    "UPDATE keygen_sessions SET signings_created ="
+    "  (SELECT count(*) FROM signing_sessions WHERE signing_sessions.keygen_id = keygen_sessions.id);",
+    /* Who may speak for a session, and how much it may sign, are fixed at
+     * creation: a bug (or an injected statement) must not be able to swap the
+     * key or lift the quota. */
+    "CREATE TRIGGER keygen_sessions_auth_immutable BEFORE UPDATE OF session_auth_key, max_signings"
+    "  ON keygen_sessions WHEN NEW.session_auth_key IS NOT OLD.session_auth_key"
+    "  OR NEW.max_signings IS NOT OLD.max_signings"
+    "  BEGIN SELECT RAISE(ABORT, 'keygen auth key and quota are immutable'); END;",
+    "CREATE TRIGGER keygen_sessions_quota_monotonic BEFORE UPDATE OF signings_created ON keygen_sessions"
+    "  WHEN NEW.signings_created < OLD.signings_created"
+    "  BEGIN SELECT RAISE(ABORT, 'the signing counter never decreases'); END;",
+    "CREATE INDEX keygen_sessions_created ON keygen_sessions(created_at, id);",
+    "CREATE INDEX keygen_inits_enclave ON keygen_inits(enclave_id);",
+
+    "ALTER TABLE registrations ADD COLUMN auth_key BLOB NOT NULL DEFAULT " ZERO_KEY
+    "  CHECK(length(auth_key) = 32);",
+    "ALTER TABLE registrations ADD COLUMN flags INTEGER NOT NULL DEFAULT 0 CHECK(flags BETWEEN 0 AND 255);",
+    "CREATE TRIGGER registrations_auth_immutable BEFORE UPDATE OF auth_key, flags ON registrations"
+    "  WHEN NEW.auth_key IS NOT OLD.auth_key OR NEW.flags IS NOT OLD.flags"
+    "  BEGIN SELECT RAISE(ABORT, 'registration auth key and flags are immutable'); END;",
+
+    /* The origin is provenance, deliberately not a foreign key: a key imported
+     * from a wallet outlives the wallet's deletion. */
+    "ALTER TABLE keys ADD COLUMN auth_key BLOB NOT NULL DEFAULT " ZERO_KEY " CHECK(length(auth_key) = 32);",
+    "ALTER TABLE keys ADD COLUMN origin_keygen BLOB CHECK(origin_keygen IS NULL OR length(origin_keygen) = "
+    "16);",
+    "CREATE TRIGGER keys_immutable BEFORE UPDATE ON keys"
+    "  BEGIN SELECT RAISE(ABORT, 'keys are immutable'); END;",
+    "DROP INDEX keys_user;",
+    "CREATE INDEX keys_user ON keys(user_id, created_at, key_id);",
+    "CREATE INDEX keys_enclave ON keys(enclave_id, created_at, key_id);",
+    NULL,
+};
+#undef ZERO_KEY
+
 const km_store_migration km_store_migrations[] = {
     {1, MIGRATION_1},
+    {2, MIGRATION_2},
 };
 const size_t km_store_n_migrations = sizeof km_store_migrations / sizeof km_store_migrations[0];

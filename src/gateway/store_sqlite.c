@@ -19,150 +19,6 @@
 #include "gateway/store_internal.h"
 #include "keymeld/hash.h"
 
-struct km_store {
-    sqlite3 *db;
-};
-
-static const char *const KEYGEN_STATES[] = {"collecting", "finalizing", "completed", "failed"};
-static const char *const SIGNING_STATES[] = {"collecting_approvals", "nonces",    "partials",
-                                             "finalizing",           "completed", "failed"};
-static const char *const KEYSIGN_STATES[] = {"pending", "completed", "failed"};
-#define N_KEYGEN_STATES  4
-#define N_SIGNING_STATES 6
-#define N_KEYSIGN_STATES 3
-
-/* ---- plumbing --------------------------------------------------------------- */
-
-static km_err map_rc(int rc) {
-    switch (rc & 0xff) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return KM_OK;
-    case SQLITE_NOMEM:
-        return KM_ERR_NOMEM;
-    case SQLITE_TOOBIG:
-        return KM_ERR_RANGE;
-    case SQLITE_CONSTRAINT:
-        if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) return KM_ERR_DUPLICATE;
-        if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return KM_ERR_NOT_FOUND;
-        return KM_ERR_ARG; /* CHECK / NOT NULL / trigger: the row was impossible */
-    case SQLITE_MISUSE:
-    case SQLITE_RANGE:
-        return KM_ERR_ARG;
-    default:
-        return KM_ERR_IO; /* BUSY, LOCKED, IOERR, CORRUPT, FULL, NOTADB, ... */
-    }
-}
-
-static km_err prep(km_store *st, const char *sql, sqlite3_stmt **s) {
-    *s = NULL;
-    int rc = sqlite3_prepare_v2(st->db, sql, -1, s, NULL);
-    return rc == SQLITE_OK ? KM_OK : map_rc(rc);
-}
-
-/* sqlite3_bind_blob with a NULL pointer binds SQL NULL; an empty blob must be a zeroblob. */
-static int bind_blob(sqlite3_stmt *s, int i, const void *p, size_t n) {
-    if (n > KM_STORE_BLOB_MAX) return SQLITE_TOOBIG;
-    if (n == 0) return sqlite3_bind_zeroblob(s, i, 0);
-    return sqlite3_bind_blob(s, i, p, (int)n, SQLITE_STATIC);
-}
-
-static int bind_id(sqlite3_stmt *s, int i, const unsigned char id[KM_STORE_ID_LEN]) {
-    return sqlite3_bind_blob(s, i, id, KM_STORE_ID_LEN, SQLITE_STATIC);
-}
-
-static int bind_text(sqlite3_stmt *s, int i, const char *t) {
-    return sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC);
-}
-
-/* Run a statement expected to produce no row; finalizes it. */
-static km_err run(sqlite3_stmt *s, int bind_rc) {
-    km_err err = KM_OK;
-    if (bind_rc != SQLITE_OK) {
-        err = map_rc(bind_rc);
-    } else {
-        int rc = sqlite3_step(s);
-        if (rc != SQLITE_DONE)
-            err = rc == SQLITE_ROW ? KM_ERR_ARG : map_rc(sqlite3_extended_errcode(sqlite3_db_handle(s)));
-    }
-    sqlite3_finalize(s);
-    return err;
-}
-
-/* Step expecting a row (KM_OK), none (KM_ERR_NOT_FOUND) or an error. Does not finalize. */
-static km_err step_row(sqlite3_stmt *s, int bind_rc) {
-    if (bind_rc != SQLITE_OK) return map_rc(bind_rc);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) return KM_OK;
-    if (rc == SQLITE_DONE) return KM_ERR_NOT_FOUND;
-    return map_rc(sqlite3_extended_errcode(sqlite3_db_handle(s)));
-}
-
-static km_err exec_const(km_store *st, const char *sql) {
-    int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
-    return rc == SQLITE_OK ? KM_OK : map_rc(sqlite3_extended_errcode(st->db));
-}
-
-static km_err tx_begin(km_store *st) {
-    return exec_const(st, "BEGIN IMMEDIATE");
-}
-
-/* Commit on success, roll back on any error; returns the first error. */
-static km_err tx_end(km_store *st, km_err err) {
-    if (err == KM_OK) {
-        err = exec_const(st, "COMMIT");
-        if (err == KM_OK) return KM_OK;
-    }
-    if (!sqlite3_get_autocommit(st->db)) (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-    return err;
-}
-
-static km_err col_buf(sqlite3_stmt *s, int col, km_buf *out) {
-    km_buf_free(out);
-    const void *p = sqlite3_column_blob(s, col);
-    int n = sqlite3_column_bytes(s, col);
-    if (n > 0 && p == NULL) return KM_ERR_NOMEM;
-    if (n > 0) return km_buf_put(out, p, (size_t)n);
-    return KM_OK;
-}
-
-/* Compare a blob column with (p, n). */
-static int col_equals(sqlite3_stmt *s, int col, const void *p, size_t n) {
-    const void *q = sqlite3_column_blob(s, col);
-    size_t m = (size_t)sqlite3_column_bytes(s, col);
-    if (sqlite3_column_type(s, col) == SQLITE_NULL) return 0;
-    return m == n && (n == 0 || memcmp(p, q, n) == 0);
-}
-
-static void col_id(sqlite3_stmt *s, int col, unsigned char id[KM_STORE_ID_LEN]) {
-    const void *p = sqlite3_column_blob(s, col);
-    if (p != NULL && sqlite3_column_bytes(s, col) == KM_STORE_ID_LEN)
-        memcpy(id, p, KM_STORE_ID_LEN);
-    else
-        memset(id, 0, KM_STORE_ID_LEN);
-}
-
-static void col_reason(sqlite3_stmt *s, int col, char out[KM_STORE_REASON_MAX]) {
-    const unsigned char *t = sqlite3_column_text(s, col);
-    snprintf(out, KM_STORE_REASON_MAX, "%s", t ? (const char *)t : "");
-}
-
-static int state_index(const char *const *names, int n, const unsigned char *text) {
-    if (text == NULL) return -1;
-    for (int i = 0; i < n; i++)
-        if (strcmp(names[i], (const char *)text) == 0) return i;
-    return -1;
-}
-
-static void set_msg(char *msg, size_t len, const char *text) {
-    if (msg != NULL && len > 0) snprintf(msg, len, "%s", text);
-}
-
-static int reason_ok(const char *reason) {
-    return reason != NULL && reason[0] != '\0' && strlen(reason) < KM_STORE_REASON_MAX;
-}
-
 /* ---- opening and migrations ----------------------------------------------- */
 
 static km_err read_version(km_store *st, int *version) {
@@ -175,7 +31,7 @@ static km_err read_version(km_store *st, int *version) {
     return err;
 }
 
-static km_err migrate(km_store *st, char *msg, size_t msg_len) {
+static km_err migrate(km_store *st, int target, char *msg, size_t msg_len) {
     km_err err = tx_begin(st);
     if (err) return err;
     int version = 0;
@@ -191,7 +47,7 @@ static km_err migrate(km_store *st, char *msg, size_t msg_len) {
     }
     for (size_t i = 0; err == KM_OK && i < km_store_n_migrations; i++) {
         const km_store_migration *m = &km_store_migrations[i];
-        if (m->version <= version) continue;
+        if (m->version <= version || m->version > target) continue;
         for (const char *const *sql = m->sql; err == KM_OK && *sql != NULL; sql++)
             err = exec_const(st, *sql);
         if (err) {
@@ -221,9 +77,15 @@ static km_err pragma_text(km_store *st, const char *sql, const char *expect) {
 }
 
 km_err km_store_open(km_store **out, const char *path, char *errmsg, size_t errmsg_len) {
+    return km_store_open_version(out, path, KM_STORE_SCHEMA_VERSION, errmsg, errmsg_len);
+}
+
+km_err km_store_open_version(km_store **out, const char *path, int target_version, char *errmsg,
+                             size_t errmsg_len) {
     if (out == NULL) return KM_ERR_ARG;
     *out = NULL;
     set_msg(errmsg, errmsg_len, "");
+    if (target_version < 1 || target_version > KM_STORE_SCHEMA_VERSION) return KM_ERR_ARG;
     if (path == NULL || path[0] == '\0') {
         set_msg(errmsg, errmsg_len, "no database path");
         return KM_ERR_ARG;
@@ -260,7 +122,7 @@ km_err km_store_open(km_store **out, const char *path, char *errmsg, size_t errm
         set_msg(errmsg, errmsg_len, "cannot set synchronous=FULL and foreign_keys=ON");
         goto fail;
     }
-    err = migrate(st, errmsg, errmsg_len);
+    err = migrate(st, target_version, errmsg, errmsg_len);
     if (err) {
         if (errmsg != NULL && errmsg_len > 0 && errmsg[0] == '\0')
             set_msg(errmsg, errmsg_len, "schema migration failed");
@@ -391,7 +253,8 @@ static km_err compare_hash(km_store *st, const char *sql, const unsigned char id
 
 static km_err keygen_validate(const km_store_keygen_new *kg) {
     if (kg->n_inits == 0 || kg->inits == NULL || kg->n_assignments == 0 || kg->assignments == NULL ||
-        kg->expires_at <= kg->created_at || kg->n_inits > 1024 || kg->n_assignments > 4096)
+        kg->expires_at <= kg->created_at || kg->n_inits > 1024 || kg->n_assignments > 4096 ||
+        !xonly_ok(kg->session_auth_key))
         return KM_ERR_ARG;
     for (size_t i = 0; i < kg->n_inits; i++) {
         if (kg->inits[i].blob == NULL || kg->inits[i].blob_len == 0 ||
@@ -415,7 +278,7 @@ static km_err keygen_validate(const km_store_keygen_new *kg) {
 static km_err keygen_hash(const km_store_keygen_new *kg, unsigned char out[32]) {
     km_buf b;
     km_buf_init(&b);
-    (void)km_buf_put(&b, "keymeld/store/keygen/v1", 23);
+    (void)km_buf_put(&b, "keymeld/store/keygen/v2", 23);
     (void)km_buf_put_u64(&b, (uint64_t)kg->created_at);
     (void)km_buf_put_u64(&b, (uint64_t)kg->expires_at);
     (void)km_buf_put_u64(&b, kg->n_inits);
@@ -428,6 +291,8 @@ static km_err keygen_hash(const km_store_keygen_new *kg, unsigned char out[32]) 
         (void)km_buf_put(&b, kg->assignments[i].user_id, KM_STORE_ID_LEN);
         (void)km_buf_put_u32(&b, kg->assignments[i].enclave_id);
     }
+    (void)km_buf_put(&b, kg->session_auth_key, KM_STORE_XONLY_LEN);
+    (void)km_buf_put_u32(&b, kg->max_signings);
     return finish_hash(&b, out);
 }
 
@@ -444,8 +309,8 @@ km_err km_store_keygen_create(km_store *st, const km_store_keygen_new *kg) {
     if (err != KM_ERR_NOT_FOUND) return tx_end(st, err); /* KM_OK: identical retry, nothing to write */
     sqlite3_stmt *s;
     err = prep(st,
-               "INSERT INTO keygen_sessions(id, state, created_at, expires_at, updated_at, content_hash)"
-               " VALUES (?, 'collecting', ?, ?, ?, ?)",
+               "INSERT INTO keygen_sessions(id, state, created_at, expires_at, updated_at, content_hash,"
+               " session_auth_key, max_signings) VALUES (?, 'collecting', ?, ?, ?, ?, ?, ?)",
                &s);
     if (err == KM_OK) {
         int rc = bind_id(s, 1, kg->id);
@@ -453,6 +318,8 @@ km_err km_store_keygen_create(km_store *st, const km_store_keygen_new *kg) {
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 3, kg->expires_at);
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 4, kg->created_at);
         if (rc == SQLITE_OK) rc = bind_blob(s, 5, hash, 32);
+        if (rc == SQLITE_OK) rc = bind_blob(s, 6, kg->session_auth_key, KM_STORE_XONLY_LEN);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 7, kg->max_signings);
         err = run(s, rc);
     }
     for (size_t i = 0; err == KM_OK && i < kg->n_inits; i++) {
@@ -485,18 +352,20 @@ km_err km_store_keygen_get(km_store *st, const unsigned char id[KM_STORE_ID_LEN]
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s;
     km_err err = prep(st,
-                      "SELECT state, reason, created_at, coalesce(expires_at, 0), result FROM keygen_sessions"
-                      " WHERE id = ?",
+                      "SELECT state, reason, created_at, coalesce(expires_at, 0), result, session_auth_key,"
+                      " max_signings FROM keygen_sessions WHERE id = ?",
                       &s);
     if (err) return err;
     err = step_row(s, bind_id(s, 1, id));
     if (err == KM_OK) {
         int state = state_index(KEYGEN_STATES, N_KEYGEN_STATES, sqlite3_column_text(s, 0));
-        if (state < 0) {
+        if (state < 0 || sqlite3_column_bytes(s, 5) != KM_STORE_XONLY_LEN) {
             err = KM_ERR_IO;
         } else {
             memcpy(out->id, id, KM_STORE_ID_LEN);
             out->state = (km_store_keygen_state)state;
+            memcpy(out->session_auth_key, sqlite3_column_blob(s, 5), KM_STORE_XONLY_LEN);
+            out->max_signings = (uint32_t)sqlite3_column_int64(s, 6);
             col_reason(s, 1, out->reason);
             out->created_at = sqlite3_column_int64(s, 2);
             out->expires_at = sqlite3_column_int64(s, 3);
@@ -505,29 +374,6 @@ km_err km_store_keygen_get(km_store *st, const unsigned char id[KM_STORE_ID_LEN]
     }
     sqlite3_finalize(s);
     if (err) km_store_keygen_clear(out);
-    return err;
-}
-
-/* Current state index of a session of the given kind; KM_ERR_NOT_FOUND if none. */
-static const char *const STATE_SQL[] = {
-    "SELECT state FROM keygen_sessions WHERE id = ?",
-    "SELECT state FROM signing_sessions WHERE id = ?",
-    "SELECT state FROM key_sign_requests WHERE id = ?",
-};
-
-static km_err get_state(km_store *st, km_store_kind kind, const unsigned char id[KM_STORE_ID_LEN],
-                        int *state) {
-    static const char *const *const names[] = {KEYGEN_STATES, SIGNING_STATES, KEYSIGN_STATES};
-    static const int counts[] = {N_KEYGEN_STATES, N_SIGNING_STATES, N_KEYSIGN_STATES};
-    sqlite3_stmt *s;
-    km_err err = prep(st, STATE_SQL[kind], &s);
-    if (err) return err;
-    err = step_row(s, bind_id(s, 1, id));
-    if (err == KM_OK) {
-        *state = state_index(names[kind], counts[kind], sqlite3_column_text(s, 0));
-        if (*state < 0) err = KM_ERR_IO;
-    }
-    sqlite3_finalize(s);
     return err;
 }
 
@@ -652,18 +498,19 @@ km_err km_store_keygen_init_get(km_store *st, const unsigned char id[KM_STORE_ID
     return err;
 }
 
-/* Count rows for a cap/n listing; count_sql takes the id as parameter 1. */
-static km_err count_rows(km_store *st, const char *count_sql, const unsigned char id[KM_STORE_ID_LEN],
-                         int kind, size_t *n) {
-    sqlite3_stmt *s;
-    km_err err = prep(st, count_sql, &s);
+km_err km_store_keygen_delete(km_store *st, const unsigned char id[KM_STORE_ID_LEN]) {
+    if (st == NULL || id == NULL) return KM_ERR_ARG;
+    /* One DELETE: the schema's ON DELETE CASCADE chain (inits -> assignments
+     * -> registrations; signing sessions -> records, approvals) removes the
+     * rest inside the same transaction, so no orphan can outlive the wallet
+     * and a failure anywhere leaves everything in place. */
+    km_err err = tx_begin(st);
     if (err) return err;
-    int rc = bind_id(s, 1, id);
-    if (rc == SQLITE_OK && kind != 0) rc = sqlite3_bind_int(s, 2, kind);
-    err = step_row(s, rc);
-    if (err == KM_OK) *n = (size_t)sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return err;
+    sqlite3_stmt *s;
+    err = prep(st, "DELETE FROM keygen_sessions WHERE id = ?", &s);
+    if (err == KM_OK) err = run(s, bind_id(s, 1, id));
+    if (err == KM_OK && sqlite3_changes(st->db) == 0) err = KM_ERR_NOT_FOUND;
+    return tx_end(st, err);
 }
 
 km_err km_store_keygen_assignments(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
@@ -671,7 +518,7 @@ km_err km_store_keygen_assignments(km_store *st, const unsigned char id[KM_STORE
     if (st == NULL || id == NULL || n == NULL || (out == NULL && cap > 0)) return KM_ERR_ARG;
     *n = 0;
     int dummy;
-    km_err err = tx_begin(st); /* one snapshot for count and rows */
+    km_err err = tx_begin_read(st); /* one snapshot for count and rows */
     if (err) return err;
     err = get_state(st, KM_STORE_KEYGEN, id, &dummy);
     size_t total = 0;
@@ -704,9 +551,11 @@ km_err km_store_keygen_assignments(km_store *st, const unsigned char id[KM_STORE
 km_err km_store_registration_put(km_store *st, const unsigned char keygen_id[KM_STORE_ID_LEN],
                                  const unsigned char user_id[KM_STORE_ID_LEN], const unsigned char *blob,
                                  size_t blob_len, const unsigned char *record, size_t record_len,
+                                 const unsigned char auth_key[KM_STORE_XONLY_LEN], uint8_t flags,
                                  int64_t now) {
     if (st == NULL || keygen_id == NULL || user_id == NULL || blob == NULL || blob_len == 0 ||
-        blob_len > KM_STORE_BLOB_MAX || (record == NULL && record_len != 0) || record_len > KM_STORE_BLOB_MAX)
+        blob_len > KM_STORE_BLOB_MAX || (record == NULL && record_len != 0) ||
+        record_len > KM_STORE_BLOB_MAX || !xonly_ok(auth_key) || (flags & ~KM_STORE_REG_FLAGS_KNOWN) != 0)
         return KM_ERR_ARG;
     km_err err = tx_begin(st);
     if (err) return err;
@@ -714,12 +563,17 @@ km_err km_store_registration_put(km_store *st, const unsigned char keygen_id[KM_
     err = get_state(st, KM_STORE_KEYGEN, keygen_id, &cur);
     sqlite3_stmt *s;
     if (err == KM_OK) {
-        err = prep(st, "SELECT blob FROM registrations WHERE keygen_id = ? AND user_id = ?", &s);
+        err = prep(st, "SELECT blob, auth_key, flags FROM registrations WHERE keygen_id = ? AND user_id = ?",
+                   &s);
         if (err == KM_OK) {
             int rc = bind_id(s, 1, keygen_id);
             if (rc == SQLITE_OK) rc = bind_id(s, 2, user_id);
             err = step_row(s, rc);
-            if (err == KM_OK) err = col_equals(s, 0, blob, blob_len) ? KM_OK : KM_ERR_DUPLICATE;
+            if (err == KM_OK)
+                err = col_equals(s, 0, blob, blob_len) && col_equals(s, 1, auth_key, KM_STORE_XONLY_LEN) &&
+                              sqlite3_column_int64(s, 2) == flags
+                          ? KM_OK
+                          : KM_ERR_DUPLICATE;
             sqlite3_finalize(s);
             if (err == KM_OK) return tx_end(st, KM_OK); /* identical retry */
         }
@@ -729,8 +583,8 @@ km_err km_store_registration_put(km_store *st, const unsigned char keygen_id[KM_
         err = cur == KM_KEYGEN_COLLECTING ? KM_OK : KM_ERR_STATE;
         if (err == KM_OK)
             err = prep(st,
-                       "INSERT INTO registrations(keygen_id, user_id, blob, record, registered_at)"
-                       " VALUES (?, ?, ?, ?, ?)",
+                       "INSERT INTO registrations(keygen_id, user_id, blob, record, registered_at, auth_key,"
+                       " flags) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        &s);
         if (err == KM_OK) {
             int rc = bind_id(s, 1, keygen_id);
@@ -738,6 +592,8 @@ km_err km_store_registration_put(km_store *st, const unsigned char keygen_id[KM_
             if (rc == SQLITE_OK) rc = bind_blob(s, 3, blob, blob_len);
             if (rc == SQLITE_OK) rc = record ? bind_blob(s, 4, record, record_len) : sqlite3_bind_null(s, 4);
             if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 5, now);
+            if (rc == SQLITE_OK) rc = bind_blob(s, 6, auth_key, KM_STORE_XONLY_LEN);
+            if (rc == SQLITE_OK) rc = sqlite3_bind_int(s, 7, flags);
             err = run(s, rc); /* FK failure (user not assigned) -> KM_ERR_NOT_FOUND */
         }
     }
@@ -802,7 +658,7 @@ km_err km_store_registration_list(km_store *st, const unsigned char keygen_id[KM
                                   unsigned char (*users)[KM_STORE_ID_LEN], size_t cap, size_t *n) {
     if (st == NULL || keygen_id == NULL || n == NULL || (users == NULL && cap > 0)) return KM_ERR_ARG;
     *n = 0;
-    km_err err = tx_begin(st);
+    km_err err = tx_begin_read(st);
     if (err) return err;
     int dummy;
     err = get_state(st, KM_STORE_KEYGEN, keygen_id, &dummy);
@@ -855,6 +711,15 @@ km_err km_store_signing_create(km_store *st, const km_store_signing_new *sn) {
     err = get_state(st, KM_STORE_KEYGEN, sn->keygen_id, &kstate);
     if (err == KM_OK && kstate != KM_KEYGEN_COMPLETED) err = KM_ERR_STATE; /* only a wallet can sign */
     sqlite3_stmt *s;
+    /* Check and increment under the write lock of this transaction: two
+     * creators cannot both take the last allowed session. */
+    if (err == KM_OK)
+        err = prep(st,
+                   "UPDATE keygen_sessions SET signings_created = signings_created + 1 WHERE id = ?"
+                   " AND (max_signings = 0 OR signings_created < max_signings)",
+                   &s);
+    if (err == KM_OK) err = run(s, bind_id(s, 1, sn->keygen_id));
+    if (err == KM_OK && sqlite3_changes(st->db) == 0) err = KM_ERR_RANGE;
     if (err == KM_OK)
         err = prep(
             st,
@@ -1021,7 +886,7 @@ km_err km_store_signing_records(km_store *st, const unsigned char id[KM_STORE_ID
     *n = 0;
     for (size_t i = 0; i < cap; i++)
         km_buf_init(&out[i].blob);
-    km_err err = tx_begin(st);
+    km_err err = tx_begin_read(st);
     if (err) return err;
     int dummy;
     err = get_state(st, KM_STORE_SIGNING, id, &dummy);
@@ -1059,8 +924,8 @@ km_err km_store_signing_records(km_store *st, const unsigned char id[KM_STORE_ID
 km_err km_store_approval_put(km_store *st, const unsigned char signing_id[KM_STORE_ID_LEN],
                              const unsigned char user_id[KM_STORE_ID_LEN], const unsigned char *sig,
                              size_t sig_len, int64_t now) {
-    if (st == NULL || signing_id == NULL || user_id == NULL || sig == NULL || sig_len == 0 ||
-        sig_len > KM_STORE_BLOB_MAX)
+    if (st == NULL || signing_id == NULL || user_id == NULL || sig == NULL ||
+        sig_len != KM_STORE_APPROVAL_LEN)
         return KM_ERR_ARG;
     km_err err = tx_begin(st);
     if (err) return err;
@@ -1119,25 +984,36 @@ km_err km_store_approval_count(km_store *st, const unsigned char signing_id[KM_S
 
 /* ---- single-signer keys ------------------------------------------------------ */
 
+static const unsigned char NO_ORIGIN[KM_STORE_ID_LEN];
+
 km_err km_store_key_put(km_store *st, const km_store_key *k, const unsigned char *blob, size_t blob_len) {
-    if (st == NULL || k == NULL || blob == NULL || blob_len == 0 || blob_len > KM_STORE_BLOB_MAX)
+    if (st == NULL || k == NULL || blob == NULL || blob_len == 0 || blob_len > KM_STORE_BLOB_MAX ||
+        !xonly_ok(k->auth_key) || (k->has_origin != 0 && k->has_origin != 1))
         return KM_ERR_ARG;
     km_err err = tx_begin(st);
     if (err) return err;
     sqlite3_stmt *s;
-    err = prep(st, "SELECT user_id, enclave_id, import_blob FROM keys WHERE key_id = ?", &s);
+    err = prep(st,
+               "SELECT user_id, enclave_id, import_blob, auth_key, origin_keygen FROM keys WHERE key_id = ?",
+               &s);
     if (err == KM_OK) {
         err = step_row(s, bind_id(s, 1, k->key_id));
-        if (err == KM_OK &&
-            !(col_equals(s, 0, k->user_id, KM_STORE_ID_LEN) &&
-              sqlite3_column_int64(s, 1) == (sqlite3_int64)k->enclave_id && col_equals(s, 2, blob, blob_len)))
-            err = KM_ERR_DUPLICATE;
+        if (err == KM_OK) {
+            int same_origin = k->has_origin ? col_equals(s, 4, k->origin_keygen, KM_STORE_ID_LEN)
+                                            : sqlite3_column_type(s, 4) == SQLITE_NULL;
+            if (!(col_equals(s, 0, k->user_id, KM_STORE_ID_LEN) &&
+                  sqlite3_column_int64(s, 1) == (sqlite3_int64)k->enclave_id &&
+                  col_equals(s, 2, blob, blob_len) && col_equals(s, 3, k->auth_key, KM_STORE_XONLY_LEN) &&
+                  same_origin))
+                err = KM_ERR_DUPLICATE;
+        }
         sqlite3_finalize(s);
     }
     if (err == KM_ERR_NOT_FOUND) {
         err = prep(
             st,
-            "INSERT INTO keys(key_id, user_id, enclave_id, import_blob, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO keys(key_id, user_id, enclave_id, import_blob, created_at, auth_key, origin_keygen)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             &s);
         if (err == KM_OK) {
             int rc = bind_id(s, 1, k->key_id);
@@ -1145,33 +1021,75 @@ km_err km_store_key_put(km_store *st, const km_store_key *k, const unsigned char
             if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 3, k->enclave_id);
             if (rc == SQLITE_OK) rc = bind_blob(s, 4, blob, blob_len);
             if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 5, k->created_at);
+            if (rc == SQLITE_OK) rc = bind_blob(s, 6, k->auth_key, KM_STORE_XONLY_LEN);
+            if (rc == SQLITE_OK)
+                rc = k->has_origin ? bind_id(s, 7, k->origin_keygen) : sqlite3_bind_null(s, 7);
             err = run(s, rc);
         }
     }
     return tx_end(st, err);
 }
 
+/* Columns: key_id, user_id, enclave_id, created_at, auth_key, origin_keygen.
+ * import_blob is left as it is (empty). */
+static km_err key_from_row(sqlite3_stmt *s, km_store_key *k) {
+    if (sqlite3_column_bytes(s, 4) != KM_STORE_XONLY_LEN) return KM_ERR_IO;
+    col_id(s, 0, k->key_id);
+    col_id(s, 1, k->user_id);
+    k->enclave_id = (uint32_t)sqlite3_column_int64(s, 2);
+    k->created_at = sqlite3_column_int64(s, 3);
+    memcpy(k->auth_key, sqlite3_column_blob(s, 4), KM_STORE_XONLY_LEN);
+    k->has_origin = sqlite3_column_type(s, 5) != SQLITE_NULL;
+    if (k->has_origin)
+        col_id(s, 5, k->origin_keygen);
+    else
+        memcpy(k->origin_keygen, NO_ORIGIN, KM_STORE_ID_LEN);
+    return KM_OK;
+}
+
 km_err km_store_key_get(km_store *st, const unsigned char key_id[KM_STORE_ID_LEN], km_store_key *out) {
     if (st == NULL || key_id == NULL || out == NULL) return KM_ERR_ARG;
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s;
-    km_err err =
-        prep(st, "SELECT user_id, enclave_id, created_at, import_blob FROM keys WHERE key_id = ?", &s);
+    km_err err = prep(st,
+                      "SELECT key_id, user_id, enclave_id, created_at, auth_key, origin_keygen, import_blob"
+                      " FROM keys WHERE key_id = ?",
+                      &s);
     if (err) return err;
     err = step_row(s, bind_id(s, 1, key_id));
-    if (err == KM_OK) {
-        memcpy(out->key_id, key_id, KM_STORE_ID_LEN);
-        col_id(s, 0, out->user_id);
-        out->enclave_id = (uint32_t)sqlite3_column_int64(s, 1);
-        out->created_at = sqlite3_column_int64(s, 2);
-        err = col_buf(s, 3, &out->import_blob);
-    }
+    if (err == KM_OK) err = key_from_row(s, out);
+    if (err == KM_OK) err = col_buf(s, 6, &out->import_blob);
     sqlite3_finalize(s);
     if (err) {
         km_buf_free(&out->import_blob);
         memset(out, 0, sizeof *out);
     }
     return err;
+}
+
+static km_err fill_key(sqlite3_stmt *s, void *out, size_t i) {
+    km_store_key *k = &((km_store_key *)out)[i];
+    memset(k, 0, sizeof *k);
+    return key_from_row(s, k);
+}
+
+km_err km_store_key_list_by_user(km_store *st, const unsigned char user_id[KM_STORE_ID_LEN],
+                                 km_store_key *out, size_t cap, size_t *n) {
+    if (st == NULL || user_id == NULL || n == NULL || (out == NULL && cap > 0)) return KM_ERR_ARG;
+    *n = 0;
+    km_err err = tx_begin_read(st);
+    if (err) return err;
+    sqlite3_stmt *s;
+    err = prep(st,
+               "SELECT key_id, user_id, enclave_id, created_at, auth_key, origin_keygen FROM keys"
+               " WHERE user_id = ? ORDER BY created_at, key_id",
+               &s);
+    if (err == KM_OK) {
+        int rc = bind_id(s, 1, user_id);
+        err = rc == SQLITE_OK ? list_two_pass(s, cap, n, fill_key, out) : map_rc(rc);
+        sqlite3_finalize(s);
+    }
+    return list_end(st, err);
 }
 
 km_err km_store_key_delete(km_store *st, const unsigned char key_id[KM_STORE_ID_LEN]) {
@@ -1300,6 +1218,20 @@ km_err km_store_replay_purge(km_store *st, int64_t now, size_t *removed) {
 
 /* ---- restart, expiry, leases ---------------------------------------------------- */
 
+static km_err fill_ref(sqlite3_stmt *s, void *out, size_t i) {
+    static const char *const *const names[] = {KEYGEN_STATES, SIGNING_STATES, KEYSIGN_STATES};
+    static const int counts[] = {N_KEYGEN_STATES, N_SIGNING_STATES, N_KEYSIGN_STATES};
+    km_store_session_ref *r = &((km_store_session_ref *)out)[i];
+    int kind = sqlite3_column_int(s, 0);
+    if (kind < 0 || kind > KM_STORE_KEYSIGN) return KM_ERR_IO;
+    int state = state_index(names[kind], counts[kind], sqlite3_column_text(s, 2));
+    if (state < 0) return KM_ERR_IO;
+    r->kind = (km_store_kind)kind;
+    col_id(s, 1, r->id);
+    r->state = state;
+    return KM_OK;
+}
+
 km_err km_store_list_nonterminal(km_store *st, km_store_session_ref *out, size_t cap, size_t *n) {
     if (st == NULL || n == NULL || (out == NULL && cap > 0)) return KM_ERR_ARG;
     *n = 0;
@@ -1308,35 +1240,15 @@ km_err km_store_list_nonterminal(km_store *st, km_store_session_ref *out, size_t
         " UNION ALL SELECT 1, id, state FROM signing_sessions WHERE state NOT IN ('completed','failed')"
         " UNION ALL SELECT 2, id, state FROM key_sign_requests WHERE state = 'pending'"
         " ORDER BY 1, 2";
-    static const char *const *const names[] = {KEYGEN_STATES, SIGNING_STATES, KEYSIGN_STATES};
-    static const int counts[] = {N_KEYGEN_STATES, N_SIGNING_STATES, N_KEYSIGN_STATES};
-    km_err err = tx_begin(st); /* one snapshot: the count stays right */
+    km_err err = tx_begin_read(st); /* one snapshot: the count stays right */
     if (err) return err;
     sqlite3_stmt *s;
-    size_t total = 0;
     err = prep(st, sql, &s);
     if (err == KM_OK) {
-        while ((err = step_row(s, SQLITE_OK)) == KM_OK) {
-            if (total < cap) {
-                int kind = sqlite3_column_int(s, 0);
-                int state = state_index(names[kind], counts[kind], sqlite3_column_text(s, 2));
-                if (state < 0) {
-                    err = KM_ERR_IO;
-                    break;
-                }
-                out[total].kind = (km_store_kind)kind;
-                col_id(s, 1, out[total].id);
-                out[total].state = state;
-            }
-            total++;
-        }
-        if (err == KM_ERR_NOT_FOUND) err = KM_OK;
+        err = list_two_pass(s, cap, n, fill_ref, out);
         sqlite3_finalize(s);
     }
-    if (err == KM_OK && total > cap) err = KM_ERR_BUFFER_SMALL;
-    *n = err == KM_OK || err == KM_ERR_BUFFER_SMALL ? total : 0;
-    km_err end = tx_end(st, err == KM_ERR_BUFFER_SMALL ? KM_OK : err);
-    return err ? err : end;
+    return list_end(st, err);
 }
 
 km_err km_store_expire(km_store *st, int64_t now, size_t *n_failed) {

@@ -15,11 +15,15 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <secp256k1.h>
+#include <secp256k1_extrakeys.h>
 #include <sqlite3.h>
 
 #include "gateway/store.h"
+#include "gateway/store_internal.h"
 
 static char g_dir[64];
+static unsigned char g_ak[KM_STORE_XONLY_LEN]; /* a participant auth key, set in setup */
 static int g_seq;
 
 /* A fresh database path for each test. */
@@ -32,6 +36,28 @@ static void make_id(unsigned char id[KM_STORE_ID_LEN], unsigned tag) {
     id[0] = 0x01;
     id[14] = (unsigned char)(tag >> 8);
     id[15] = (unsigned char)tag;
+}
+
+/* A valid BIP-340 x-only key for a small tag: the x coordinate of tag*G,
+ * computed by libsecp256k1 (the store refuses anything that does not parse). */
+static void make_xonly(unsigned char out[KM_STORE_XONLY_LEN], unsigned tag) {
+    static secp256k1_context *ctx;
+    if (ctx == NULL) ctx = secp256k1_context_create(SECP256K1_CONTEXT_NONE);
+    assert_non_null(ctx);
+    unsigned char sk[32] = {0};
+    sk[30] = (unsigned char)(tag >> 8);
+    sk[31] = (unsigned char)tag;
+    secp256k1_pubkey pk;
+    secp256k1_xonly_pubkey x;
+    assert_int_equal(secp256k1_ec_pubkey_create(ctx, &pk, sk), 1);
+    assert_int_equal(secp256k1_xonly_pubkey_from_pubkey(ctx, &x, NULL, &pk), 1);
+    assert_int_equal(secp256k1_xonly_pubkey_serialize(ctx, out, &x), 1);
+}
+
+/* A 64-byte approval signature stand-in (the store does not verify it). */
+static void make_sig(unsigned char sig[KM_STORE_APPROVAL_LEN], unsigned tag) {
+    memset(sig, (int)(tag & 0xff), KM_STORE_APPROVAL_LEN);
+    sig[0] = 0x5a;
 }
 
 static km_store *open_ok(const char *path) {
@@ -80,6 +106,8 @@ static void make_keygen(fixture_kg *f, unsigned tag, int64_t created, int64_t ex
     f->kg.n_inits = 2;
     f->kg.assignments = f->assign;
     f->kg.n_assignments = 3;
+    make_xonly(f->kg.session_auth_key, 1000 + tag);
+    f->kg.max_signings = 0;
 }
 
 static km_store *fresh_store(char *path, size_t len) {
@@ -168,7 +196,8 @@ static void test_reopen_keeps_data(void **state) {
     assert_int_equal(km_store_keygen_create(st, &f.kg), KM_OK);
     const unsigned char reg[] = {1, 2, 3, 4, 5};
     assert_int_equal(
-        km_store_registration_put(st, f.kg.id, f.assign[2].user_id, reg, sizeof reg, NULL, 0, 1001), KM_OK);
+        km_store_registration_put(st, f.kg.id, f.assign[2].user_id, reg, sizeof reg, NULL, 0, g_ak, 0, 1001),
+        KM_OK);
     km_store_close(st);
 
     st = open_ok(path);
@@ -331,8 +360,9 @@ static void test_illegal_transitions(void **state) {
                      KM_OK); /* retry */
     /* Registration is closed once finalizing. */
     const unsigned char reg[] = {1};
-    assert_int_equal(km_store_registration_put(st, f.kg.id, f.assign[0].user_id, reg, 1, NULL, 0, 1101),
-                     KM_ERR_STATE);
+    assert_int_equal(
+        km_store_registration_put(st, f.kg.id, f.assign[0].user_id, reg, 1, NULL, 0, g_ak, 0, 1101),
+        KM_ERR_STATE);
     assert_int_equal(km_store_keygen_set_state(st, f.kg.id, KM_KEYGEN_COLLECTING, NULL, 1100), KM_ERR_STATE);
     assert_int_equal(km_store_keygen_complete(st, f.kg.id, res, sizeof res, 1150), KM_OK);
     assert_int_equal(km_store_keygen_complete(st, f.kg.id, res, sizeof res, 1150), KM_OK); /* retry */
@@ -356,11 +386,13 @@ static void test_illegal_transitions(void **state) {
     assert_int_equal(signing_state(st, sn.id), KM_SIGNING_COLLECTING_APPROVALS);
     assert_int_equal(km_store_signing_put_record(st, sn.id, KM_RECORD_NONCE, ua, nonce_a, 2), KM_ERR_STATE);
     assert_int_equal(km_store_signing_set_state(st, sn.id, KM_SIGNING_PARTIALS, NULL, 1201), KM_ERR_STATE);
-    const unsigned char sig[] = {0x51, 0x67};
+    unsigned char sig[KM_STORE_APPROVAL_LEN], sig2[KM_STORE_APPROVAL_LEN];
+    make_sig(sig, 0x67);
+    make_sig(sig2, 0x68);
     assert_int_equal(km_store_approval_put(st, sn.id, ua, sig, sizeof sig, 1201), KM_OK);
     assert_int_equal(km_store_approval_put(st, sn.id, ua, sig, sizeof sig, 1202), KM_OK);
-    const unsigned char sig2[] = {0x51, 0x68};
     assert_int_equal(km_store_approval_put(st, sn.id, ua, sig2, sizeof sig2, 1202), KM_ERR_DUPLICATE);
+    assert_int_equal(km_store_approval_put(st, sn.id, ub, sig, 63, 1202), KM_ERR_ARG); /* not BIP-340 sized */
     size_t n = 0;
     assert_int_equal(km_store_approval_count(st, sn.id, &n), KM_OK);
     assert_int_equal(n, 1);
@@ -613,8 +645,8 @@ static void test_rejected_writes_leave_file_identical(void **state) {
     make_keygen(&f, 30, 1000, 9000);
     assert_int_equal(km_store_keygen_create(st, &f.kg), KM_OK);
     const unsigned char reg[] = {7, 7};
-    assert_int_equal(km_store_registration_put(st, f.kg.id, f.assign[0].user_id, reg, 2, NULL, 0, 1001),
-                     KM_OK);
+    assert_int_equal(
+        km_store_registration_put(st, f.kg.id, f.assign[0].user_id, reg, 2, NULL, 0, g_ak, 0, 1001), KM_OK);
     unsigned char pk[KM_STORE_PUBKEY_LEN] = {2};
     const unsigned char nonce[] = {1, 2, 3};
     assert_int_equal(km_store_replay_insert(st, pk, nonce, 3, 1000, 2000), KM_OK);
@@ -624,18 +656,20 @@ static void test_rejected_writes_leave_file_identical(void **state) {
     unsigned char stranger[KM_STORE_ID_LEN];
     make_id(stranger, 555);
     const unsigned char other[] = {7, 8};
-    assert_int_equal(km_store_registration_put(st, f.kg.id, stranger, reg, 2, NULL, 0, 1002),
+    assert_int_equal(km_store_registration_put(st, f.kg.id, stranger, reg, 2, NULL, 0, g_ak, 0, 1002),
                      KM_ERR_NOT_FOUND);
-    assert_int_equal(km_store_registration_put(st, f.kg.id, f.assign[0].user_id, other, 2, NULL, 0, 1002),
-                     KM_ERR_DUPLICATE);
-    assert_int_equal(km_store_registration_put(st, f.kg.id, f.assign[0].user_id, reg, 2, NULL, 0, 1003),
-                     KM_OK);
+    assert_int_equal(
+        km_store_registration_put(st, f.kg.id, f.assign[0].user_id, other, 2, NULL, 0, g_ak, 0, 1002),
+        KM_ERR_DUPLICATE);
+    assert_int_equal(
+        km_store_registration_put(st, f.kg.id, f.assign[0].user_id, reg, 2, NULL, 0, g_ak, 0, 1003), KM_OK);
     assert_int_equal(km_store_replay_insert(st, pk, nonce, 3, 1001, 2001), KM_ERR_DUPLICATE);
     assert_int_equal(km_store_keygen_complete(st, f.kg.id, reg, 2, 1004), KM_ERR_STATE);
     km_store_key k;
     memset(&k, 0, sizeof k);
     make_id(k.key_id, 60);
     make_id(k.user_id, 61);
+    make_xonly(k.auth_key, 61);
     k.enclave_id = 9; /* unknown enclave */
     assert_int_equal(km_store_key_put(st, &k, reg, 2), KM_ERR_NOT_FOUND);
     assert_same_image(path, img, len);
@@ -659,6 +693,7 @@ static void test_keys_and_keysign(void **state) {
     memset(&k, 0, sizeof k);
     make_id(k.key_id, 70);
     make_id(k.user_id, 71);
+    make_xonly(k.auth_key, 71);
     k.enclave_id = 1;
     k.created_at = 500;
     const unsigned char blob[] = {0xec, 0x1e, 0x5};
@@ -761,6 +796,7 @@ static void test_interrupted_transaction_leaves_nothing(void **state) {
 
 static int setup_dir(void **state) {
     (void)state;
+    make_xonly(g_ak, 7);
     snprintf(g_dir, sizeof g_dir, "/tmp/km_store_test.XXXXXX");
     return mkdtemp(g_dir) == NULL ? -1 : 0;
 }
