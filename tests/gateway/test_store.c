@@ -2,7 +2,9 @@
  * durability across reopen, idempotent and conflicting creates, refused
  * transitions that leave the file byte-identical, replay cache, expiry that
  * keeps wallets, exclusive leases between two handles, a newer schema refused,
- * and an interrupted transaction leaving nothing behind.
+ * and an interrupted transaction leaving nothing behind. Schema v2: migration
+ * of a real v1 file (and a failed migration leaving it intact), auth keys and
+ * the signing quota, restart listings, keygen deletion cascades, statistics.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -520,8 +522,12 @@ static void test_expire_keeps_wallets(void **state) {
     size_t n = 0;
     assert_int_equal(km_store_list_nonterminal(st, refs, 8, &n), KM_OK);
     assert_int_equal(n, 4); /* stale, fresh, fin, and the signing */
+    km_store_session_ref guard[8];
+    memset(refs, 0xee, sizeof refs);
+    memcpy(guard, refs, sizeof refs);
     assert_int_equal(km_store_list_nonterminal(st, refs, 2, &n), KM_ERR_BUFFER_SMALL);
     assert_int_equal(n, 4);
+    assert_memory_equal(refs, guard, sizeof refs); /* out untouched when too small */
 
     size_t failed = 0;
     assert_int_equal(km_store_expire(st, 1099, &failed), KM_OK);
@@ -794,6 +800,778 @@ static void test_interrupted_transaction_leaves_nothing(void **state) {
     km_store_close(st);
 }
 
+#define V1_ROWS                                                                                              \
+    "INSERT INTO enclaves VALUES (0, 'vsock:16:5000', zeroblob(33), zeroblob(32));"                          \
+    "INSERT INTO keygen_sessions(id, state, created_at, expires_at, updated_at, content_hash, result)"       \
+    " VALUES (X'01000000000000000000000000000A01', 'completed', 100, NULL, 150, zeroblob(32), X'AA');"       \
+    "INSERT INTO keygen_sessions(id, state, created_at, expires_at, updated_at, content_hash)"               \
+    " VALUES (X'01000000000000000000000000000A02', 'collecting', 200, 900, 200, zeroblob(32));"              \
+    "INSERT INTO keygen_inits VALUES (X'01000000000000000000000000000A01', 0, X'B0'), "                      \
+    "(X'01000000000000000000000000000A02', 0, X'B1');"                                                       \
+    "INSERT INTO keygen_assignments VALUES (X'01000000000000000000000000000A01', "                           \
+    "X'01000000000000000000000000000B01', 0), (X'01000000000000000000000000000A01', "                        \
+    "X'01000000000000000000000000000B02', 0), (X'01000000000000000000000000000A02', "                        \
+    "X'01000000000000000000000000000B01', 0);"                                                               \
+    "INSERT INTO registrations(keygen_id, user_id, blob, record, registered_at)"                             \
+    " VALUES (X'01000000000000000000000000000A01', X'01000000000000000000000000000B01', X'C1', X'D1', "      \
+    "110), (X'01000000000000000000000000000A01', X'01000000000000000000000000000B02', X'C2', NULL, 111);"    \
+    "INSERT INTO signing_sessions(id, keygen_id, state, reason, items, created_at, expires_at, updated_at,"  \
+    " content_hash) VALUES (X'01000000000000000000000000000C01', X'01000000000000000000000000000A01', "      \
+    "'collecting_approvals', NULL, X'17', 300, 400, 300, zeroblob(32)),"                                     \
+    " (X'01000000000000000000000000000C02', X'01000000000000000000000000000A01', 'failed', 'expired', "      \
+    "X'18', 310, 320, 330, zeroblob(32));"                                                                   \
+    "INSERT INTO approvals VALUES (X'01000000000000000000000000000C01', "                                    \
+    "X'01000000000000000000000000000B02', "                                                                  \
+    "X'"                                                                                                     \
+    "5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A" \
+    "5A5A5A5A5A5A5A5A5A5A5A5A5A', 301);"                                                                     \
+    "INSERT INTO keys(key_id, user_id, enclave_id, import_blob, created_at) VALUES "                         \
+    "(X'01000000000000000000000000000D01', X'01000000000000000000000000000B01', 0, X'E1', 500);"             \
+    "INSERT INTO key_sign_requests(id, key_id, state, request, created_at, expires_at, updated_at, "         \
+    "content_hash)"                                                                                          \
+    " VALUES (X'01000000000000000000000000000E01', X'01000000000000000000000000000D01', 'pending', X'F1', "  \
+    "600, 700, 600, zeroblob(32));"
+
+/* ---- schema v2 ------------------------------------------------------------------ */
+
+static void exec_raw(const char *path, const char *sql, int expect_rc) {
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys=ON", NULL, NULL, NULL), SQLITE_OK);
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if ((rc & 0xff) != expect_rc) printf("exec_raw: %s -> %s\n", sql, sqlite3_errmsg(db));
+    assert_int_equal(rc & 0xff, expect_rc);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+static sqlite3_int64 raw_int(const char *path, const char *sql) {
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    sqlite3_int64 v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static void complete_keygen(km_store *st, const unsigned char id[KM_STORE_ID_LEN]) {
+    const unsigned char res[] = {0xaa, 0xbb};
+    assert_int_equal(km_store_keygen_set_state(st, id, KM_KEYGEN_FINALIZING, NULL, 1500), KM_OK);
+    assert_int_equal(km_store_keygen_complete(st, id, res, sizeof res, 1501), KM_OK);
+}
+
+static void make_signing(km_store_signing_new *sn, unsigned tag, const unsigned char keygen[KM_STORE_ID_LEN],
+                         int needs_approvals) {
+    static const unsigned char items[] = {0x17, 0x18};
+    memset(sn, 0, sizeof *sn);
+    make_id(sn->id, tag);
+    memcpy(sn->keygen_id, keygen, KM_STORE_ID_LEN);
+    sn->items = items;
+    sn->items_len = sizeof items;
+    sn->created_at = 1600;
+    sn->expires_at = 1900;
+    sn->needs_approvals = needs_approvals;
+}
+
+/* A database written by the v1 code only (its migration, rows as v1 wrote
+ * them), then opened by this code: migration 2 must keep every row, give the
+ * new columns their fail-closed defaults, and seed the signing counter. */
+static void test_migration_v1_to_v2(void **state) {
+    (void)state;
+    char path[128];
+    db_path(path, sizeof path);
+    km_store *st = NULL;
+    assert_int_equal(km_store_open_version(&st, path, 1, NULL, 0), KM_OK);
+    int v = 0;
+    assert_int_equal(km_store_schema_version(st, &v), KM_OK);
+    assert_int_equal(v, 1);
+    km_store_close(st);
+    exec_raw(path, V1_ROWS, SQLITE_OK);
+
+    st = open_ok(path);
+    assert_int_equal(km_store_schema_version(st, &v), KM_OK);
+    assert_int_equal(v, 2);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_version WHERE version IN (1, 2)"), 2);
+    assert_int_equal(km_store_integrity_check(st), KM_OK);
+
+    unsigned char k1[KM_STORE_ID_LEN], k2[KM_STORE_ID_LEN], u1[KM_STORE_ID_LEN], u2[KM_STORE_ID_LEN];
+    unsigned char s1[KM_STORE_ID_LEN], key1[KM_STORE_ID_LEN], r1[KM_STORE_ID_LEN];
+    make_id(k1, 0x0A01);
+    make_id(k2, 0x0A02);
+    make_id(u1, 0x0B01);
+    make_id(u2, 0x0B02);
+    make_id(s1, 0x0C01);
+    make_id(key1, 0x0D01);
+    make_id(r1, 0x0E01);
+    const unsigned char zero[KM_STORE_XONLY_LEN] = {0};
+
+    km_store_keygen kg;
+    assert_int_equal(km_store_keygen_get(st, k1, &kg), KM_OK);
+    assert_int_equal(kg.state, KM_KEYGEN_COMPLETED);
+    assert_int_equal(kg.created_at, 100);
+    assert_int_equal(kg.result.len, 1);
+    assert_int_equal(kg.result.data[0], 0xaa);
+    assert_memory_equal(kg.session_auth_key, zero, KM_STORE_XONLY_LEN);
+    assert_int_equal(kg.max_signings, 0);
+    km_store_keygen_clear(&kg);
+
+    unsigned char ak[KM_STORE_XONLY_LEN];
+    uint8_t flags = 0xff;
+    assert_int_equal(km_store_registration_info(st, k1, u1, ak, &flags), KM_OK);
+    assert_memory_equal(ak, zero, KM_STORE_XONLY_LEN);
+    assert_int_equal(flags, 0);
+    km_buf b, r;
+    km_buf_init(&b);
+    km_buf_init(&r);
+    assert_int_equal(km_store_registration_get(st, k1, u1, &b, &r), KM_OK);
+    assert_int_equal(b.len, 1);
+    assert_int_equal(b.data[0], 0xc1);
+    assert_int_equal(r.len, 1);
+    assert_int_equal(r.data[0], 0xd1);
+
+    size_t n = 99;
+    assert_int_equal(km_store_signing_count(st, k1, &n), KM_OK);
+    assert_int_equal(n, 2); /* seeded from the two v1 sessions, failed one included */
+    assert_int_equal(km_store_signing_count(st, k2, &n), KM_OK);
+    assert_int_equal(n, 0);
+
+    unsigned char users[2][KM_STORE_ID_LEN], sigs[2][KM_STORE_APPROVAL_LEN], want_sig[KM_STORE_APPROVAL_LEN];
+    memset(want_sig, 0x5a, sizeof want_sig);
+    assert_int_equal(km_store_approval_list(st, s1, users, sigs, 2, &n), KM_OK);
+    assert_int_equal(n, 1);
+    assert_memory_equal(users[0], u2, KM_STORE_ID_LEN);
+    assert_memory_equal(sigs[0], want_sig, KM_STORE_APPROVAL_LEN);
+
+    km_store_key key;
+    assert_int_equal(km_store_key_get(st, key1, &key), KM_OK);
+    assert_memory_equal(key.auth_key, zero, KM_STORE_XONLY_LEN);
+    assert_int_equal(key.has_origin, 0);
+    assert_int_equal(key.import_blob.len, 1);
+    assert_int_equal(key.created_at, 500);
+    km_buf_free(&key.import_blob);
+
+    unsigned char kid[KM_STORE_ID_LEN];
+    int64_t created = 0, expires = 0;
+    assert_int_equal(km_store_keysign_get_request(st, r1, kid, &b, &created, &expires), KM_OK);
+    assert_memory_equal(kid, key1, KM_STORE_ID_LEN);
+    assert_int_equal(b.len, 1);
+    assert_int_equal(b.data[0], 0xf1);
+    assert_int_equal(created, 600);
+    assert_int_equal(expires, 700);
+
+    unsigned char ids[4][KM_STORE_ID_LEN];
+    assert_int_equal(km_store_keygen_list(st, 0, 0xf, ids, 4, &n), KM_OK);
+    assert_int_equal(n, 2);
+    assert_memory_equal(ids[0], k1, KM_STORE_ID_LEN);
+    assert_memory_equal(ids[1], k2, KM_STORE_ID_LEN);
+
+    /* The migrated file takes v2 writes: the counter continues from 2. */
+    km_store_signing_new sn;
+    make_signing(&sn, 0x0C03, k1, 0);
+    assert_int_equal(km_store_signing_create(st, &sn), KM_OK);
+    assert_int_equal(km_store_signing_count(st, k1, &n), KM_OK);
+    assert_int_equal(n, 3);
+    const unsigned char blob[] = {0xc3};
+    assert_int_equal(km_store_registration_put(st, k2, u1, blob, 1, NULL, 0, g_ak, 0, 1000), KM_OK);
+    /* The fail-closed sentinel cannot be written as a real key. */
+    assert_int_equal(km_store_registration_put(st, k2, u1, blob, 1, NULL, 0, zero, 0, 1000), KM_ERR_ARG);
+    km_buf_free(&b);
+    km_buf_free(&r);
+    assert_int_equal(km_store_integrity_check(st), KM_OK);
+    km_store_close(st);
+
+    /* A migration that fails half-way (an object it creates already exists)
+     * is rolled back whole: the file stays a v1 file, byte for byte. */
+    char path2[128];
+    db_path(path2, sizeof path2);
+    assert_int_equal(km_store_open_version(&st, path2, 1, NULL, 0), KM_OK);
+    km_store_close(st);
+    exec_raw(path2, V1_ROWS, SQLITE_OK);
+    exec_raw(path2, "CREATE INDEX keys_enclave ON keys(key_id)", SQLITE_OK);
+    sqlite3_int64 len;
+    unsigned char *img = snapshot(path2, &len);
+    char msg[160];
+    st = (km_store *)1;
+    assert_int_not_equal(km_store_open(&st, path2, msg, sizeof msg), KM_OK);
+    assert_null(st);
+    assert_true(msg[0] != '\0');
+    assert_same_image(path2, img, len);
+    assert_int_equal(raw_int(path2, "SELECT max(version) FROM schema_version"), 1);
+    sqlite3_free(img);
+
+    assert_int_equal(km_store_open_version(&st, path2, 0, NULL, 0), KM_ERR_ARG);
+    assert_int_equal(km_store_open_version(&st, path2, KM_STORE_SCHEMA_VERSION + 1, NULL, 0), KM_ERR_ARG);
+}
+
+/* A keygen copy whose pointers refer to its own arrays. */
+static void copy_fixture(fixture_kg *dst, const fixture_kg *src) {
+    *dst = *src;
+    dst->inits[0].blob = dst->blob0;
+    dst->inits[1].blob = dst->blob1;
+    dst->kg.inits = dst->inits;
+    dst->kg.assignments = dst->assign;
+}
+
+static void test_keygen_auth_and_quota(void **state) {
+    (void)state;
+    char path[128];
+    km_store *st = fresh_store(path, sizeof path);
+    fixture_kg f, g;
+    make_keygen(&f, 200, 1000, 2000);
+    f.kg.max_signings = 2;
+    assert_int_equal(km_store_keygen_create(st, &f.kg), KM_OK);
+    km_store_keygen kg;
+    assert_int_equal(km_store_keygen_get(st, f.kg.id, &kg), KM_OK);
+    assert_memory_equal(kg.session_auth_key, f.kg.session_auth_key, KM_STORE_XONLY_LEN);
+    assert_int_equal(kg.max_signings, 2);
+    km_store_keygen_clear(&kg);
+
+    sqlite3_int64 len;
+    unsigned char *img = snapshot(path, &len);
+    copy_fixture(&g, &f);
+    assert_int_equal(km_store_keygen_create(st, &g.kg), KM_OK); /* identical retry */
+    make_xonly(g.kg.session_auth_key, 999);
+    assert_int_equal(km_store_keygen_create(st, &g.kg), KM_ERR_DUPLICATE);
+    copy_fixture(&g, &f);
+    g.kg.max_signings = 3;
+    assert_int_equal(km_store_keygen_create(st, &g.kg), KM_ERR_DUPLICATE);
+    make_keygen(&g, 201, 1000, 2000);
+    memset(g.kg.session_auth_key, 0, KM_STORE_XONLY_LEN); /* the v1 sentinel */
+    assert_int_equal(km_store_keygen_create(st, &g.kg), KM_ERR_ARG);
+    memset(g.kg.session_auth_key, 0xff, KM_STORE_XONLY_LEN); /* x >= p */
+    assert_int_equal(km_store_keygen_create(st, &g.kg), KM_ERR_ARG);
+    assert_same_image(path, img, len);
+    sqlite3_free(img);
+    /* The schema itself refuses to swap the key or lift the quota. */
+    exec_raw(path, "UPDATE keygen_sessions SET session_auth_key = zeroblob(32)", SQLITE_CONSTRAINT);
+    exec_raw(path, "UPDATE keygen_sessions SET max_signings = 0", SQLITE_CONSTRAINT);
+
+    km_store_signing_new sn;
+    size_t n = 99;
+    make_signing(&sn, 210, f.kg.id, 0);
+    assert_int_equal(km_store_signing_create(st, &sn), KM_ERR_STATE); /* not yet a wallet */
+    assert_int_equal(km_store_signing_count(st, f.kg.id, &n), KM_OK);
+    assert_int_equal(n, 0);
+    complete_keygen(st, f.kg.id);
+    assert_int_equal(km_store_signing_create(st, &sn), KM_OK);
+    assert_int_equal(km_store_signing_create(st, &sn), KM_OK); /* a retry is not a new session */
+    assert_int_equal(km_store_signing_count(st, f.kg.id, &n), KM_OK);
+    assert_int_equal(n, 1);
+    make_signing(&sn, 211, f.kg.id, 1);
+    assert_int_equal(km_store_signing_create(st, &sn), KM_OK);
+    img = snapshot(path, &len);
+    make_signing(&sn, 212, f.kg.id, 0);
+    assert_int_equal(km_store_signing_create(st, &sn), KM_ERR_RANGE);
+    assert_same_image(path, img, len);
+    sqlite3_free(img);
+    km_store_signing sg;
+    assert_int_equal(km_store_signing_get(st, sn.id, &sg), KM_ERR_NOT_FOUND);
+    make_signing(&sn, 210, f.kg.id, 0);
+    assert_int_equal(km_store_signing_create(st, &sn), KM_OK); /* retries still answer after the quota */
+    assert_int_equal(km_store_signing_count(st, f.kg.id, &n), KM_OK);
+    assert_int_equal(n, 2);
+    exec_raw(path, "UPDATE keygen_sessions SET signings_created = 0", SQLITE_CONSTRAINT);
+
+    /* 0 = unlimited. */
+    fixture_kg u;
+    make_keygen(&u, 220, 1000, 2000);
+    assert_int_equal(km_store_keygen_create(st, &u.kg), KM_OK);
+    complete_keygen(st, u.kg.id);
+    for (unsigned i = 0; i < 5; i++) {
+        make_signing(&sn, 230 + i, u.kg.id, 0);
+        assert_int_equal(km_store_signing_create(st, &sn), KM_OK);
+    }
+    assert_int_equal(km_store_signing_count(st, u.kg.id, &n), KM_OK);
+    assert_int_equal(n, 5);
+    unsigned char missing[KM_STORE_ID_LEN];
+    make_id(missing, 4242);
+    n = 7;
+    assert_int_equal(km_store_signing_count(st, missing, &n), KM_ERR_NOT_FOUND);
+    assert_int_equal(n, 0);
+    assert_int_equal(km_store_signing_count(st, missing, NULL), KM_ERR_ARG);
+    km_store_close(st);
+}
+
+static void test_keygen_list_and_delete(void **state) {
+    (void)state;
+    char path[128];
+    km_store *st = fresh_store(path, sizeof path);
+    /* A completed (rich), B collecting, C finalizing (enclave 0 only),
+     * D failed, E completed with its own signing session. */
+    fixture_kg a, b, c, d, e;
+    make_keygen(&a, 301, 3000, 9000);
+    make_keygen(&b, 300, 3000, 9000); /* same created_at as A, smaller id: listed first */
+    make_keygen(&c, 302, 2000, 9000);
+    c.kg.n_inits = 1;
+    for (size_t i = 0; i < 3; i++)
+        c.assign[i].enclave_id = 0;
+    make_keygen(&d, 303, 4000, 9000);
+    make_keygen(&e, 304, 5000, 9000);
+    fixture_kg *all[] = {&a, &b, &c, &d, &e};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(km_store_keygen_create(st, &all[i]->kg), KM_OK);
+    const unsigned char reg[] = {0x42};
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(
+            km_store_registration_put(st, a.kg.id, a.assign[i].user_id, reg, 1, reg, 1, g_ak, 1, 3001),
+            KM_OK);
+    assert_int_equal(
+        km_store_registration_put(st, b.kg.id, b.assign[0].user_id, reg, 1, NULL, 0, g_ak, 0, 3001), KM_OK);
+    complete_keygen(st, a.kg.id);
+    complete_keygen(st, e.kg.id);
+    assert_int_equal(km_store_keygen_set_state(st, c.kg.id, KM_KEYGEN_FINALIZING, NULL, 3002), KM_OK);
+    assert_int_equal(km_store_keygen_set_state(st, d.kg.id, KM_KEYGEN_FAILED, "enclave lost", 3002), KM_OK);
+
+    unsigned char ids[6][KM_STORE_ID_LEN];
+    size_t n = 0;
+    assert_int_equal(km_store_keygen_list(st, KM_STORE_ANY_ENCLAVE, 0xf, ids, 6, &n), KM_OK);
+    assert_int_equal(n, 5);
+    const fixture_kg *order[] = {&c, &b, &a, &d, &e};
+    for (size_t i = 0; i < 5; i++)
+        assert_memory_equal(ids[i], order[i]->kg.id, KM_STORE_ID_LEN);
+    const uint32_t live =
+        (1u << KM_KEYGEN_COLLECTING) | (1u << KM_KEYGEN_FINALIZING) | (1u << KM_KEYGEN_COMPLETED);
+    assert_int_equal(km_store_keygen_list(st, 1, live, ids, 6, &n), KM_OK);
+    assert_int_equal(n, 3); /* C has no init for enclave 1; D is failed */
+    assert_memory_equal(ids[0], b.kg.id, KM_STORE_ID_LEN);
+    assert_memory_equal(ids[1], a.kg.id, KM_STORE_ID_LEN);
+    assert_memory_equal(ids[2], e.kg.id, KM_STORE_ID_LEN);
+    assert_int_equal(km_store_keygen_list(st, 0, 1u << KM_KEYGEN_FINALIZING, ids, 6, &n), KM_OK);
+    assert_int_equal(n, 1);
+    assert_memory_equal(ids[0], c.kg.id, KM_STORE_ID_LEN);
+    assert_int_equal(km_store_keygen_list(st, 7, 0xf, ids, 6, &n), KM_OK);
+    assert_int_equal(n, 0);
+    /* Too small: the total, and the buffer untouched. */
+    unsigned char guard[6][KM_STORE_ID_LEN];
+    memset(ids, 0xee, sizeof ids);
+    memcpy(guard, ids, sizeof ids);
+    assert_int_equal(km_store_keygen_list(st, 1, live, ids, 2, &n), KM_ERR_BUFFER_SMALL);
+    assert_int_equal(n, 3);
+    assert_memory_equal(ids, guard, sizeof ids);
+    assert_int_equal(km_store_keygen_list(st, 1, live, NULL, 0, &n), KM_ERR_BUFFER_SMALL);
+    assert_int_equal(n, 3);
+    assert_int_equal(km_store_keygen_list(st, 1, 0, ids, 6, &n), KM_ERR_ARG);
+    assert_int_equal(km_store_keygen_list(st, 1, 1u << 4, ids, 6, &n), KM_ERR_ARG);
+    assert_int_equal(km_store_keygen_list(st, 1, live, NULL, 6, &n), KM_ERR_ARG);
+
+    /* Signing sessions with approvals and records on A and on E; a key whose origin is A. */
+    km_store_signing_new s1, s2, se;
+    make_signing(&s1, 310, a.kg.id, 1);
+    make_signing(&s2, 311, a.kg.id, 0);
+    make_signing(&se, 312, e.kg.id, 1);
+    assert_int_equal(km_store_signing_create(st, &s1), KM_OK);
+    assert_int_equal(km_store_signing_create(st, &s2), KM_OK);
+    assert_int_equal(km_store_signing_create(st, &se), KM_OK);
+    unsigned char sig[KM_STORE_APPROVAL_LEN];
+    make_sig(sig, 1);
+    assert_int_equal(km_store_approval_put(st, s1.id, a.assign[0].user_id, sig, sizeof sig, 1601), KM_OK);
+    assert_int_equal(km_store_approval_put(st, se.id, e.assign[0].user_id, sig, sizeof sig, 1601), KM_OK);
+    assert_int_equal(km_store_signing_put_record(st, s2.id, KM_RECORD_NONCE, a.assign[1].user_id, reg, 1),
+                     KM_OK);
+    km_store_key k;
+    memset(&k, 0, sizeof k);
+    make_id(k.key_id, 320);
+    make_id(k.user_id, 321);
+    make_xonly(k.auth_key, 321);
+    k.has_origin = 1;
+    memcpy(k.origin_keygen, a.kg.id, KM_STORE_ID_LEN);
+    assert_int_equal(km_store_key_put(st, &k, reg, 1), KM_OK);
+
+    assert_int_equal(km_store_keygen_delete(st, a.kg.id), KM_OK);
+    km_store_keygen kg;
+    assert_int_equal(km_store_keygen_get(st, a.kg.id, &kg), KM_ERR_NOT_FOUND);
+    km_store_signing sg;
+    assert_int_equal(km_store_signing_get(st, s1.id, &sg), KM_ERR_NOT_FOUND);
+    assert_int_equal(km_store_signing_get(st, s2.id, &sg), KM_ERR_NOT_FOUND);
+    /* Nothing that referenced A is left anywhere. */
+    static const char *const orphans[] = {
+        "SELECT count(*) FROM keygen_inits WHERE keygen_id NOT IN (SELECT id FROM keygen_sessions)",
+        "SELECT count(*) FROM keygen_assignments WHERE keygen_id NOT IN (SELECT id FROM keygen_sessions)",
+        "SELECT count(*) FROM registrations WHERE keygen_id NOT IN (SELECT id FROM keygen_sessions)",
+        "SELECT count(*) FROM signing_records WHERE signing_id NOT IN (SELECT id FROM signing_sessions)",
+        "SELECT count(*) FROM approvals WHERE signing_id NOT IN (SELECT id FROM signing_sessions)",
+    };
+    for (size_t i = 0; i < sizeof orphans / sizeof orphans[0]; i++)
+        assert_int_equal(raw_int(path, orphans[i]), 0);
+    /* Exact remaining counts: B, C, D, E intact (4 keygens: 2+1+2+2 inits, 12 assignments). */
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM keygen_sessions"), 4);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM keygen_inits"), 7);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM keygen_assignments"), 12);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM registrations"), 1);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM signing_sessions"), 1);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM approvals"), 1);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM signing_records"), 0);
+    unsigned char users[1][KM_STORE_ID_LEN], sigs[1][KM_STORE_APPROVAL_LEN];
+    assert_int_equal(km_store_approval_list(st, se.id, users, sigs, 1, &n), KM_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(km_store_registration_list(st, b.kg.id, users, 1, &n), KM_OK);
+    assert_int_equal(n, 1);
+    /* The key imported from A outlives it, origin kept as a record. */
+    km_store_key out;
+    assert_int_equal(km_store_key_get(st, k.key_id, &out), KM_OK);
+    assert_int_equal(out.has_origin, 1);
+    assert_memory_equal(out.origin_keygen, a.kg.id, KM_STORE_ID_LEN);
+    km_buf_free(&out.import_blob);
+    assert_int_equal(km_store_integrity_check(st), KM_OK);
+
+    sqlite3_int64 len;
+    unsigned char *img = snapshot(path, &len);
+    assert_int_equal(km_store_keygen_delete(st, a.kg.id), KM_ERR_NOT_FOUND);
+    assert_int_equal(km_store_keygen_delete(st, NULL), KM_ERR_ARG);
+    assert_same_image(path, img, len);
+    sqlite3_free(img);
+    /* Any state can be deleted: a collecting keygen with a registration. */
+    assert_int_equal(km_store_keygen_delete(st, b.kg.id), KM_OK);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM registrations"), 0);
+    assert_int_equal(km_store_keygen_list(st, KM_STORE_ANY_ENCLAVE, 0xf, ids, 6, &n), KM_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(km_store_integrity_check(st), KM_OK);
+    km_store_close(st);
+}
+
+static void test_registration_auth(void **state) {
+    (void)state;
+    char path[128];
+    km_store *st = fresh_store(path, sizeof path);
+    fixture_kg f;
+    make_keygen(&f, 400, 1000, 9000);
+    assert_int_equal(km_store_keygen_create(st, &f.kg), KM_OK);
+    unsigned char ak1[KM_STORE_XONLY_LEN], ak2[KM_STORE_XONLY_LEN], zero[KM_STORE_XONLY_LEN] = {0};
+    make_xonly(ak1, 401);
+    make_xonly(ak2, 402);
+    const unsigned char *u0 = f.assign[0].user_id, *u1 = f.assign[1].user_id, *u2 = f.assign[2].user_id;
+    const unsigned char blob[] = {0x10, 0x20};
+    assert_int_equal(km_store_registration_put(st, f.kg.id, u0, blob, 2, NULL, 0, ak1,
+                                               KM_STORE_REG_REQUIRES_APPROVAL, 1001),
+                     KM_OK);
+    assert_int_equal(km_store_registration_put(st, f.kg.id, u1, blob, 2, NULL, 0, ak2, 0, 1002), KM_OK);
+
+    sqlite3_int64 len;
+    unsigned char *img = snapshot(path, &len);
+    assert_int_equal(km_store_registration_put(st, f.kg.id, u0, blob, 2, NULL, 0, ak1,
+                                               KM_STORE_REG_REQUIRES_APPROVAL, 1003),
+                     KM_OK); /* identical retry */
+    assert_int_equal(km_store_registration_put(st, f.kg.id, u0, blob, 2, NULL, 0, ak1, 0, 1003),
+                     KM_ERR_DUPLICATE);
+    assert_int_equal(km_store_registration_put(st, f.kg.id, u0, blob, 2, NULL, 0, ak2,
+                                               KM_STORE_REG_REQUIRES_APPROVAL, 1003),
+                     KM_ERR_DUPLICATE);
+    assert_int_equal(km_store_registration_put(st, f.kg.id, u2, blob, 2, NULL, 0, ak1, 0x02, 1003),
+                     KM_ERR_ARG);
+    assert_int_equal(km_store_registration_put(st, f.kg.id, u2, blob, 2, NULL, 0, zero, 0, 1003), KM_ERR_ARG);
+    assert_int_equal(km_store_registration_put(st, f.kg.id, u2, blob, 2, NULL, 0, NULL, 0, 1003), KM_ERR_ARG);
+    assert_same_image(path, img, len);
+    sqlite3_free(img);
+    exec_raw(path, "UPDATE registrations SET flags = 0", SQLITE_CONSTRAINT);
+    exec_raw(path, "UPDATE registrations SET auth_key = zeroblob(32)", SQLITE_CONSTRAINT);
+    km_store_close(st);
+
+    st = open_ok(path);
+    unsigned char ak[KM_STORE_XONLY_LEN];
+    uint8_t flags = 0;
+    assert_int_equal(km_store_registration_info(st, f.kg.id, u0, ak, &flags), KM_OK);
+    assert_memory_equal(ak, ak1, KM_STORE_XONLY_LEN);
+    assert_int_equal(flags, KM_STORE_REG_REQUIRES_APPROVAL);
+    assert_int_equal(km_store_registration_info(st, f.kg.id, u1, ak, &flags), KM_OK);
+    assert_memory_equal(ak, ak2, KM_STORE_XONLY_LEN);
+    assert_int_equal(flags, 0);
+    memset(ak, 0xee, sizeof ak);
+    flags = 0xee;
+    assert_int_equal(km_store_registration_info(st, f.kg.id, u2, ak, &flags),
+                     KM_ERR_NOT_FOUND); /* assigned only */
+    assert_memory_equal(ak, zero, KM_STORE_XONLY_LEN);
+    assert_int_equal(flags, 0);
+    unsigned char missing[KM_STORE_ID_LEN];
+    make_id(missing, 4401);
+    assert_int_equal(km_store_registration_info(st, missing, u0, ak, &flags), KM_ERR_NOT_FOUND);
+    assert_int_equal(km_store_registration_info(st, f.kg.id, u0, ak, NULL), KM_ERR_ARG);
+    assert_int_equal(km_store_registration_info(st, f.kg.id, u0, NULL, &flags), KM_ERR_ARG);
+    km_store_close(st);
+}
+
+static void test_approval_list(void **state) {
+    (void)state;
+    char path[128];
+    km_store *st = fresh_store(path, sizeof path);
+    fixture_kg f;
+    make_keygen(&f, 500, 1000, 9000);
+    assert_int_equal(km_store_keygen_create(st, &f.kg), KM_OK);
+    complete_keygen(st, f.kg.id);
+    km_store_signing_new sn, quiet;
+    make_signing(&sn, 510, f.kg.id, 1);
+    make_signing(&quiet, 511, f.kg.id, 1);
+    assert_int_equal(km_store_signing_create(st, &sn), KM_OK);
+    assert_int_equal(km_store_signing_create(st, &quiet), KM_OK);
+    /* Approvals arrive out of user order. */
+    static const size_t arrival[] = {2, 0, 1};
+    unsigned char sig[3][KM_STORE_APPROVAL_LEN];
+    for (size_t i = 0; i < 3; i++) {
+        size_t u = arrival[i];
+        make_sig(sig[u], (unsigned)(0x30 + u));
+        assert_int_equal(km_store_approval_put(st, sn.id, f.assign[u].user_id, sig[u], KM_STORE_APPROVAL_LEN,
+                                               1700 + (int64_t)i),
+                         KM_OK);
+    }
+    unsigned char users[3][KM_STORE_ID_LEN], sigs[3][KM_STORE_APPROVAL_LEN];
+    size_t n = 0;
+    assert_int_equal(km_store_approval_list(st, sn.id, users, sigs, 3, &n), KM_OK);
+    assert_int_equal(n, 3);
+    for (size_t u = 0; u < 3; u++) {
+        assert_memory_equal(users[u], f.assign[u].user_id, KM_STORE_ID_LEN);
+        assert_memory_equal(sigs[u], sig[u], KM_STORE_APPROVAL_LEN);
+    }
+    unsigned char gu[3][KM_STORE_ID_LEN], gs[3][KM_STORE_APPROVAL_LEN];
+    memset(users, 0xee, sizeof users);
+    memset(sigs, 0xee, sizeof sigs);
+    memcpy(gu, users, sizeof gu);
+    memcpy(gs, sigs, sizeof gs);
+    assert_int_equal(km_store_approval_list(st, sn.id, users, sigs, 2, &n), KM_ERR_BUFFER_SMALL);
+    assert_int_equal(n, 3);
+    assert_memory_equal(users, gu, sizeof gu);
+    assert_memory_equal(sigs, gs, sizeof gs);
+    assert_int_equal(km_store_approval_list(st, sn.id, NULL, NULL, 0, &n), KM_ERR_BUFFER_SMALL);
+    assert_int_equal(n, 3);
+    assert_int_equal(km_store_approval_list(st, quiet.id, NULL, NULL, 0, &n), KM_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(km_store_approval_list(st, sn.id, users, NULL, 3, &n), KM_ERR_ARG);
+    assert_int_equal(km_store_approval_list(st, sn.id, NULL, sigs, 3, &n), KM_ERR_ARG);
+    n = 5;
+    assert_int_equal(km_store_approval_list(st, f.kg.id, users, sigs, 3, &n),
+                     KM_ERR_NOT_FOUND); /* not a session */
+    assert_int_equal(n, 0);
+    km_store_close(st);
+}
+
+static void test_key_lists_and_request(void **state) {
+    (void)state;
+    char path[128];
+    km_store *st = fresh_store(path, sizeof path);
+    unsigned char owner[KM_STORE_ID_LEN], other[KM_STORE_ID_LEN], origin[KM_STORE_ID_LEN];
+    make_id(owner, 600);
+    make_id(other, 601);
+    make_id(origin, 602);
+    /* tag, user, enclave, created_at, has_origin */
+    static const struct {
+        unsigned tag;
+        int other_user;
+        uint32_t enclave;
+        int64_t created;
+        int has_origin;
+    } spec[] = {{81, 0, 0, 500, 0}, {80, 0, 0, 500, 0}, {82, 0, 1, 400, 1}, {83, 1, 0, 450, 0}};
+    km_store_key keys[4];
+    const unsigned char blob[] = {0xbb, 0xcc};
+    for (size_t i = 0; i < 4; i++) {
+        memset(&keys[i], 0, sizeof keys[i]);
+        make_id(keys[i].key_id, spec[i].tag);
+        memcpy(keys[i].user_id, spec[i].other_user ? other : owner, KM_STORE_ID_LEN);
+        keys[i].enclave_id = spec[i].enclave;
+        keys[i].created_at = spec[i].created;
+        make_xonly(keys[i].auth_key, 600 + spec[i].tag);
+        keys[i].has_origin = spec[i].has_origin;
+        if (spec[i].has_origin) memcpy(keys[i].origin_keygen, origin, KM_STORE_ID_LEN);
+        assert_int_equal(km_store_key_put(st, &keys[i], blob, sizeof blob), KM_OK);
+    }
+
+    sqlite3_int64 len;
+    unsigned char *img = snapshot(path, &len);
+    km_store_key k = keys[0];
+    assert_int_equal(km_store_key_put(st, &k, blob, sizeof blob), KM_OK); /* identical retry */
+    make_xonly(k.auth_key, 9);
+    assert_int_equal(km_store_key_put(st, &k, blob, sizeof blob), KM_ERR_DUPLICATE);
+    k = keys[0];
+    k.has_origin = 1;
+    assert_int_equal(km_store_key_put(st, &k, blob, sizeof blob), KM_ERR_DUPLICATE);
+    k = keys[2];
+    k.origin_keygen[3] ^= 1;
+    assert_int_equal(km_store_key_put(st, &k, blob, sizeof blob), KM_ERR_DUPLICATE);
+    k = keys[2];
+    k.has_origin = 0;
+    assert_int_equal(km_store_key_put(st, &k, blob, sizeof blob), KM_ERR_DUPLICATE);
+    k.has_origin = 2;
+    assert_int_equal(km_store_key_put(st, &k, blob, sizeof blob), KM_ERR_ARG);
+    k = keys[2];
+    memset(k.auth_key, 0, sizeof k.auth_key);
+    assert_int_equal(km_store_key_put(st, &k, blob, sizeof blob), KM_ERR_ARG);
+    assert_same_image(path, img, len);
+    sqlite3_free(img);
+    exec_raw(path, "UPDATE keys SET enclave_id = 1", SQLITE_CONSTRAINT);
+
+    km_store_key out[4];
+    size_t n = 0;
+    assert_int_equal(km_store_key_list_by_user(st, owner, out, 4, &n), KM_OK);
+    assert_int_equal(n, 3);
+    static const size_t by_user[] = {2, 1, 0}; /* created 400; then 500 by key id 80 < 81 */
+    for (size_t i = 0; i < 3; i++) {
+        const km_store_key *w = &keys[by_user[i]];
+        assert_memory_equal(out[i].key_id, w->key_id, KM_STORE_ID_LEN);
+        assert_memory_equal(out[i].user_id, owner, KM_STORE_ID_LEN);
+        assert_int_equal(out[i].enclave_id, w->enclave_id);
+        assert_int_equal(out[i].created_at, w->created_at);
+        assert_memory_equal(out[i].auth_key, w->auth_key, KM_STORE_XONLY_LEN);
+        assert_int_equal(out[i].has_origin, w->has_origin);
+        assert_memory_equal(out[i].origin_keygen, w->origin_keygen, KM_STORE_ID_LEN);
+        assert_null(out[i].import_blob.data);
+        assert_int_equal(out[i].import_blob.len, 0);
+    }
+    km_store_key guard[4];
+    memset(out, 0xee, sizeof out);
+    memcpy(guard, out, sizeof out);
+    assert_int_equal(km_store_key_list_by_user(st, owner, out, 2, &n), KM_ERR_BUFFER_SMALL);
+    assert_int_equal(n, 3);
+    assert_memory_equal(out, guard, sizeof out);
+    unsigned char nobody[KM_STORE_ID_LEN];
+    make_id(nobody, 699);
+    assert_int_equal(km_store_key_list_by_user(st, nobody, out, 4, &n), KM_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(km_store_key_list_by_user(st, owner, NULL, 4, &n), KM_ERR_ARG);
+
+    unsigned char ids[4][KM_STORE_ID_LEN];
+    assert_int_equal(km_store_key_list_by_enclave(st, 0, ids, 4, &n), KM_OK);
+    assert_int_equal(n, 3);
+    assert_memory_equal(ids[0], keys[3].key_id, KM_STORE_ID_LEN); /* 450 */
+    assert_memory_equal(ids[1], keys[1].key_id, KM_STORE_ID_LEN); /* 500, id 80 */
+    assert_memory_equal(ids[2], keys[0].key_id, KM_STORE_ID_LEN); /* 500, id 81 */
+    assert_int_equal(km_store_key_list_by_enclave(st, 1, ids, 4, &n), KM_OK);
+    assert_int_equal(n, 1);
+    assert_memory_equal(ids[0], keys[2].key_id, KM_STORE_ID_LEN);
+    assert_int_equal(km_store_key_list_by_enclave(st, 9, ids, 4, &n), KM_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(km_store_key_list_by_enclave(st, 0, ids, 1, &n), KM_ERR_BUFFER_SMALL);
+    assert_int_equal(n, 3);
+
+    /* The stored request, for the coordinator. */
+    unsigned char rq[KM_STORE_ID_LEN], kid[KM_STORE_ID_LEN];
+    make_id(rq, 610);
+    const unsigned char req[] = {0x01, 0x02, 0x03};
+    assert_int_equal(km_store_keysign_create(st, rq, keys[0].key_id, req, sizeof req, 700, 900), KM_OK);
+    km_buf body;
+    km_buf_init(&body);
+    int64_t created = 0, expires = 0;
+    assert_int_equal(km_store_keysign_get_request(st, rq, kid, &body, &created, &expires), KM_OK);
+    assert_memory_equal(kid, keys[0].key_id, KM_STORE_ID_LEN);
+    assert_int_equal(body.len, sizeof req);
+    assert_memory_equal(body.data, req, sizeof req);
+    assert_int_equal(created, 700);
+    assert_int_equal(expires, 900);
+    assert_int_equal(km_store_keysign_get_request(st, rq, NULL, NULL, NULL, &expires), KM_OK);
+    const unsigned char sig[] = {0x99};
+    assert_int_equal(km_store_keysign_finish(st, rq, sig, 1, NULL, 750), KM_OK);
+    assert_int_equal(km_store_keysign_get_request(st, rq, kid, &body, &created, &expires), KM_OK);
+    assert_int_equal(expires, 0); /* completed: no expiry */
+    assert_int_equal(body.len, sizeof req);
+    unsigned char missing[KM_STORE_ID_LEN];
+    make_id(missing, 611);
+    memset(kid, 0xee, sizeof kid);
+    assert_int_equal(km_store_keysign_get_request(st, missing, kid, &body, &created, &expires),
+                     KM_ERR_NOT_FOUND);
+    assert_int_equal(body.len, 0);
+    assert_int_equal(created, 0);
+    unsigned char zid[KM_STORE_ID_LEN] = {0};
+    assert_memory_equal(kid, zid, KM_STORE_ID_LEN);
+    assert_int_equal(km_store_keysign_get_request(st, NULL, kid, &body, &created, &expires), KM_ERR_ARG);
+    km_buf_free(&body);
+    km_store_close(st);
+}
+
+static void test_enclave_list_and_stats(void **state) {
+    (void)state;
+    char path[128];
+    db_path(path, sizeof path);
+    km_store *st = open_ok(path);
+    km_store_stats stats;
+    assert_int_equal(km_store_stats_get(st, &stats), KM_OK);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(stats.keygens[i], 0);
+    assert_int_equal(stats.keys, 0);
+    assert_true(stats.db_bytes > 0);
+    km_store_enclave es[4];
+    size_t n = 9;
+    assert_int_equal(km_store_enclave_list(st, es, 4, &n), KM_OK);
+    assert_int_equal(n, 0);
+
+    add_enclave(st, 5);
+    add_enclave(st, 1);
+    add_enclave(st, 0);
+    assert_int_equal(km_store_enclave_list(st, es, 4, &n), KM_OK);
+    assert_int_equal(n, 3);
+    static const uint32_t order[] = {0, 1, 5};
+    for (size_t i = 0; i < 3; i++) {
+        km_store_enclave want;
+        assert_int_equal(km_store_enclave_get(st, order[i], &want), KM_OK);
+        assert_memory_equal(&es[i], &want, sizeof want);
+    }
+    km_store_enclave guard[4];
+    memset(es, 0xee, sizeof es);
+    memcpy(guard, es, sizeof es);
+    assert_int_equal(km_store_enclave_list(st, es, 2, &n), KM_ERR_BUFFER_SMALL);
+    assert_int_equal(n, 3);
+    assert_memory_equal(es, guard, sizeof es);
+    assert_int_equal(km_store_enclave_list(st, NULL, 1, &n), KM_ERR_ARG);
+
+    /* keygens: 2 collecting, 1 finalizing, 1 completed, 1 failed. */
+    fixture_kg f[5];
+    for (unsigned i = 0; i < 5; i++) {
+        make_keygen(&f[i], 700 + i, 1000, 9000);
+        assert_int_equal(km_store_keygen_create(st, &f[i].kg), KM_OK);
+    }
+    assert_int_equal(km_store_keygen_set_state(st, f[2].kg.id, KM_KEYGEN_FINALIZING, NULL, 1001), KM_OK);
+    complete_keygen(st, f[3].kg.id);
+    assert_int_equal(km_store_keygen_set_state(st, f[4].kg.id, KM_KEYGEN_FAILED, "x", 1001), KM_OK);
+    /* signings: 1 collecting_approvals, 2 nonces, 1 failed. */
+    km_store_signing_new sn;
+    make_signing(&sn, 710, f[3].kg.id, 1);
+    assert_int_equal(km_store_signing_create(st, &sn), KM_OK);
+    make_signing(&sn, 711, f[3].kg.id, 0);
+    assert_int_equal(km_store_signing_create(st, &sn), KM_OK);
+    make_signing(&sn, 712, f[3].kg.id, 0);
+    assert_int_equal(km_store_signing_create(st, &sn), KM_OK);
+    make_signing(&sn, 713, f[3].kg.id, 0);
+    assert_int_equal(km_store_signing_create(st, &sn), KM_OK);
+    assert_int_equal(km_store_signing_set_state(st, sn.id, KM_SIGNING_FAILED, "y", 1700), KM_OK);
+    /* keys 2; key sign requests: 2 pending, 1 completed. */
+    km_store_key k;
+    memset(&k, 0, sizeof k);
+    make_xonly(k.auth_key, 720);
+    const unsigned char blob[] = {1};
+    for (unsigned i = 0; i < 2; i++) {
+        make_id(k.key_id, 720 + i);
+        assert_int_equal(km_store_key_put(st, &k, blob, 1), KM_OK);
+    }
+    unsigned char rq[KM_STORE_ID_LEN];
+    for (unsigned i = 0; i < 3; i++) {
+        make_id(rq, 730 + i);
+        assert_int_equal(km_store_keysign_create(st, rq, k.key_id, blob, 1, 800, 900), KM_OK);
+    }
+    assert_int_equal(km_store_keysign_finish(st, rq, blob, 1, NULL, 801), KM_OK);
+    unsigned char pk[KM_STORE_PUBKEY_LEN] = {2};
+    for (unsigned char i = 1; i <= 4; i++)
+        assert_int_equal(km_store_replay_insert(st, pk, &i, 1, 100, 200), KM_OK);
+
+    assert_int_equal(km_store_stats_get(st, &stats), KM_OK);
+    static const size_t want_kg[4] = {2, 1, 1, 1}, want_sg[6] = {1, 2, 0, 0, 0, 1}, want_ks[3] = {2, 1, 0};
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(stats.keygens[i], want_kg[i]);
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(stats.signings[i], want_sg[i]);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(stats.keysigns[i], want_ks[i]);
+    assert_int_equal(stats.keys, 2);
+    assert_int_equal(stats.replay_entries, 4);
+    km_store_close(st);
+    /* db_bytes is the file's page count times page size (checked after close:
+     * the checkpoint on close moves the WAL into the file; re-read to compare). */
+    st = open_ok(path);
+    assert_int_equal(km_store_stats_get(st, &stats), KM_OK);
+    assert_int_equal(stats.db_bytes,
+                     raw_int(path, "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size"));
+    assert_int_equal(km_store_stats_get(st, NULL), KM_ERR_ARG);
+    assert_int_equal(km_store_stats_get(NULL, &stats), KM_ERR_ARG);
+    assert_int_equal(stats.keys, 0); /* zeroed on failure */
+    km_store_close(st);
+}
+
 static int setup_dir(void **state) {
     (void)state;
     make_xonly(g_ak, 7);
@@ -821,6 +1599,13 @@ int main(void) {
         cmocka_unit_test(test_rejected_writes_leave_file_identical),
         cmocka_unit_test(test_keys_and_keysign),
         cmocka_unit_test(test_interrupted_transaction_leaves_nothing),
+        cmocka_unit_test(test_migration_v1_to_v2),
+        cmocka_unit_test(test_keygen_auth_and_quota),
+        cmocka_unit_test(test_keygen_list_and_delete),
+        cmocka_unit_test(test_registration_auth),
+        cmocka_unit_test(test_approval_list),
+        cmocka_unit_test(test_key_lists_and_request),
+        cmocka_unit_test(test_enclave_list_and_stats),
     };
     return cmocka_run_group_tests(tests, setup_dir, remove_dir);
 }
