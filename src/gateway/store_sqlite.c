@@ -7,7 +7,11 @@
  * - every statement is a constant string with bound parameters; the few
  *   per-kind variants are separate constant strings chosen by index;
  * - idempotent creates compare a SHA-256 over a canonical encoding of the
- *   request ("content_hash") instead of re-reading every child row.
+ *   request ("content_hash") instead of re-reading every child row;
+ * - listings run in a read transaction (BEGIN, not IMMEDIATE: no write lock)
+ *   so their count and rows come from one snapshot.
+ * The plumbing lives in store_internal.h; the read-only queries added with
+ * schema v2 in store_query.c; the schema in store_schema.c.
  */
 #include <limits.h>
 #include <sqlite3.h>
