@@ -1,7 +1,243 @@
-/* keymeld-gateway — entry point (being built: issue 5). */
+/* keymeld-gateway — the REST gateway: loads its configuration, opens the
+ * store, connects to the enclaves, resumes every unfinished session and
+ * serves the API until SIGTERM/SIGINT.
+ *
+ *   keymeld-gateway --config FILE [--listen HOST:PORT] [--database PATH]
+ *                   [--ready-file PATH] [--check-config]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
-int main(void) {
-    fprintf(stderr, "keymeld-gateway: not built yet\n");
-    return 2;
+#include "gateway/gateway.h"
+#include "keymeld/aead.h"
+#include "keymeld/hash.h"
+#include "keymeld/hex.h"
+#include "keymeld/secret.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: keymeld-gateway --config FILE [--listen HOST:PORT] [--database PATH]\n"
+            "                       [--ready-file PATH] [--check-config]\n"
+            "\n"
+            "  --config FILE      JSON configuration (docs/OPERATIONS.md); also KEYMELD_GATEWAY_CONFIG\n"
+            "  --listen HOST:PORT override 'listen' (port 0: any free port); also KEYMELD_LISTEN\n"
+            "  --database PATH    override 'database'; also KEYMELD_DATABASE\n"
+            "  --ready-file PATH  once listening, write the port number there (atomically)\n"
+            "  --check-config     validate the configuration, key file and database, then exit\n");
+}
+
+static int write_ready_file(const char *path, uint16_t port) {
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -1;
+    fprintf(f, "%u\n", port);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    return rename(tmp, path);
+}
+
+static void open_stores(km_gateway *gw, size_t n, char *msg, size_t msg_len, km_err *err) {
+    gw->stores = calloc(n, sizeof *gw->stores);
+    gw->free_stores = calloc(n, sizeof *gw->free_stores);
+    if (!gw->stores || !gw->free_stores) {
+        *err = KM_ERR_NOMEM;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        *err = km_store_open(&gw->stores[i], gw->cfg.database, msg, msg_len);
+        if (*err) return;
+        gw->n_stores++;
+        gw->free_stores[gw->n_free++] = gw->stores[i];
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *config = getenv("KEYMELD_GATEWAY_CONFIG"), *listen_arg = NULL, *db_arg = NULL, *ready = NULL;
+    int check_only = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--check-config")) {
+            check_only = 1;
+        } else if (i + 1 < argc && !strcmp(a, "--config")) {
+            config = argv[++i];
+        } else if (i + 1 < argc && !strcmp(a, "--listen")) {
+            listen_arg = argv[++i];
+        } else if (i + 1 < argc && !strcmp(a, "--database")) {
+            db_arg = argv[++i];
+        } else if (i + 1 < argc && !strcmp(a, "--ready-file")) {
+            ready = argv[++i];
+        } else {
+            fprintf(stderr, "keymeld-gateway: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    /* Nothing of the gateway is secret enough to need this, but its memory
+     * holds the enclave credential: no core dumps, no ptrace by others. */
+    prctl(PR_SET_DUMPABLE, 0);
+    struct rlimit rl = {0, 0};
+    setrlimit(RLIMIT_CORE, &rl);
+
+    static km_gateway gw_storage;
+    km_gateway *gw = &gw_storage;
+    char msg[512] = "";
+    km_gw_config_defaults(&gw->cfg);
+    if (!config) {
+        fprintf(stderr, "keymeld-gateway: no configuration (--config FILE or KEYMELD_GATEWAY_CONFIG)\n");
+        return 2;
+    }
+    if (km_gw_config_load_file(&gw->cfg, config, msg, sizeof msg) || km_gw_config_load_env(&gw->cfg, msg, sizeof msg)) {
+        fprintf(stderr, "keymeld-gateway: configuration: %s\n", msg);
+        return 2;
+    }
+    if (listen_arg && km_gw_config_set_listen(&gw->cfg, listen_arg)) {
+        fprintf(stderr, "keymeld-gateway: --listen must be HOST:PORT\n");
+        return 2;
+    }
+    if (db_arg) snprintf(gw->cfg.database, sizeof gw->cfg.database, "%s", db_arg);
+    if (km_gw_config_validate(&gw->cfg, msg, sizeof msg)) {
+        fprintf(stderr, "keymeld-gateway: configuration: %s\n", msg);
+        return 2;
+    }
+    unsigned char gw_sec[32];
+    if (km_gw_config_read_key(gw->cfg.gateway_key_file, gw_sec, msg, sizeof msg)) {
+        fprintf(stderr, "keymeld-gateway: %s\n", msg);
+        return 2;
+    }
+    /* Signals are taken by sigwait in the main thread; every thread created
+     * from here on inherits the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    km_err err = km_ctx_create(&gw->ctx);
+    pthread_mutex_init(&gw->store_lock, NULL);
+    pthread_cond_init(&gw->store_cond, NULL);
+    size_t n_stores = gw->cfg.http_threads + gw->cfg.coordinator_workers + 2;
+    if (!err) open_stores(gw, check_only ? 1 : n_stores, msg, sizeof msg, &err);
+    if (err) {
+        fprintf(stderr, "keymeld-gateway: database %s: %s%s%s\n", gw->cfg.database, km_strerror(err),
+                msg[0] ? ": " : "", msg);
+        goto out;
+    }
+    /* Record the configured enclaves with their pinned keys: a key that
+     * changed for a known enclave id is refused (DUPLICATE) — an operator
+     * must not silently swap an enclave under stored sessions. */
+    for (size_t i = 0; i < gw->cfg.n_enclaves; i++) {
+        km_store_enclave e;
+        memset(&e, 0, sizeof e);
+        e.id = gw->cfg.enclaves[i].id;
+        snprintf(e.address, sizeof e.address, "%s", gw->cfg.enclaves[i].address);
+        memcpy(e.pubkey, gw->cfg.enclaves[i].pubkey, 33);
+        km_sha256(e.fingerprint, e.pubkey, 33);
+        err = km_store_enclave_put(gw->stores[0], &e);
+        if (err) {
+            fprintf(stderr, "keymeld-gateway: enclave %u: %s\n", e.id,
+                    err == KM_ERR_DUPLICATE ? "its public key differs from the one pinned in the database"
+                                            : km_strerror(err));
+            goto out;
+        }
+    }
+    if (check_only) {
+        printf("keymeld-gateway: configuration OK (%zu enclaves, database %s)\n", gw->cfg.n_enclaves,
+               gw->cfg.database);
+        rc = 0;
+        goto out;
+    }
+    unsigned char owner_rand[8];
+    char owner_hex[17];
+    if (km_random_bytes(owner_rand, sizeof owner_rand) || km_hex_encode(owner_hex, sizeof owner_hex, owner_rand, 8)) {
+        fprintf(stderr, "keymeld-gateway: no randomness\n");
+        goto out;
+    }
+    snprintf(gw->owner, sizeof gw->owner, "gw-%d-%s", (int)getpid(), owner_hex);
+    gw->started_at = km_gw_now();
+
+    km_pool_config pc;
+    memset(&pc, 0, sizeof pc);
+    pc.conns_per_enclave = gw->cfg.enclave_connections;
+    pc.call_timeout_ms = gw->cfg.enclave_timeout_ms;
+    pc.health_interval_ms = 2000;
+    pc.backoff_min_ms = 100;
+    pc.backoff_max_ms = 5000;
+    km_pool_enclave_cfg *pe = calloc(gw->cfg.n_enclaves, sizeof *pe);
+    if (!pe) goto out;
+    for (size_t i = 0; i < gw->cfg.n_enclaves; i++) {
+        pe[i].id = gw->cfg.enclaves[i].id;
+        snprintf(pe[i].address, sizeof pe[i].address, "%s", gw->cfg.enclaves[i].address);
+        memcpy(pe[i].pubkey, gw->cfg.enclaves[i].pubkey, 33);
+    }
+    err = km_pool_create(&gw->pool, gw->ctx, &pc, pe, gw->cfg.n_enclaves, gw_sec);
+    free(pe);
+    km_wipe(gw_sec, sizeof gw_sec);
+    if (err) {
+        fprintf(stderr, "keymeld-gateway: enclave pool: %s\n", km_strerror(err));
+        goto out;
+    }
+    err = km_coord_start(gw);
+    if (err) {
+        fprintf(stderr, "keymeld-gateway: coordinator: %s\n", km_strerror(err));
+        goto out;
+    }
+    km_http_config hc;
+    memset(&hc, 0, sizeof hc);
+    hc.listen_host = gw->cfg.listen_host;
+    hc.port = gw->cfg.listen_port;
+    hc.max_body = gw->cfg.max_body_bytes;
+    hc.threads = gw->cfg.http_threads;
+    hc.max_connections = gw->cfg.http_max_connections;
+    hc.connection_timeout_s = gw->cfg.max_wait_seconds + 30;
+    size_t n_routes;
+    const km_http_route *routes = km_gw_routes(&n_routes);
+    err = km_http_start(&gw->http, &hc, routes, n_routes, gw);
+    if (err) {
+        fprintf(stderr, "keymeld-gateway: cannot listen on %s:%u: %s\n", gw->cfg.listen_host, gw->cfg.listen_port,
+                km_strerror(err));
+        goto out;
+    }
+    uint16_t port = km_http_port(gw->http);
+    fprintf(stderr, "keymeld-gateway %s listening on %s:%u (%zu enclaves, database %s)\n", KM_GW_VERSION,
+            gw->cfg.listen_host, port, gw->cfg.n_enclaves, gw->cfg.database);
+    if (ready && write_ready_file(ready, port) != 0) {
+        fprintf(stderr, "keymeld-gateway: cannot write %s: %s\n", ready, strerror(errno));
+        goto out;
+    }
+    int sig = 0;
+    while (sigwait(&set, &sig) == 0)
+        if (sig == SIGTERM || sig == SIGINT) break;
+    fprintf(stderr, "keymeld-gateway: shutting down\n");
+    rc = 0;
+out:
+    km_wipe(gw_sec, sizeof gw_sec);
+    /* Order: stop taking requests, stop driving sessions, close enclaves,
+     * close the database. Unfinished sessions resume at the next start. */
+    if (gw->http) km_http_stop(gw->http);
+    gw->http = NULL;
+    km_coord_stop(gw);
+    if (gw->pool) km_pool_destroy(gw->pool);
+    for (size_t i = 0; i < gw->n_stores; i++)
+        km_store_close(gw->stores[i]);
+    free(gw->stores);
+    free(gw->free_stores);
+    if (gw->ctx) km_ctx_destroy(gw->ctx);
+    return rc;
 }

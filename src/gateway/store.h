@@ -379,6 +379,15 @@ km_err km_store_signing_count(km_store *st, const unsigned char keygen_id[KM_STO
 km_err km_store_signing_set_state(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
                                   km_store_signing_state to, const char *reason, int64_t now) KM_WARN_UNUSED;
 
+/** Start the nonce round again: from nonces, partials or finalizing back to
+ *  nonces, deleting every stored nonce and partial record of the session in
+ *  the same transaction (the coordinator does this after an enclave lost the
+ *  round, once it has cleared the session on every enclave).
+ *  Returns: KM_OK; KM_ERR_STATE (collecting approvals, or terminal);
+ *           KM_ERR_NOT_FOUND; KM_ERR_ARG. */
+km_err km_store_signing_restart_round(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
+                                      int64_t now) KM_WARN_UNUSED;
+
 /** finalizing -> completed with the sealed result (same contract as km_store_keygen_complete). */
 km_err km_store_signing_complete(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
                                  const unsigned char *result, size_t result_len, int64_t now) KM_WARN_UNUSED;

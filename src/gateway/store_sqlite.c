@@ -827,6 +827,29 @@ km_err km_store_signing_set_state(km_store *st, const unsigned char id[KM_STORE_
     return tx_end(st, err);
 }
 
+km_err km_store_signing_restart_round(km_store *st, const unsigned char id[KM_STORE_ID_LEN], int64_t now) {
+    if (st == NULL || id == NULL) return KM_ERR_ARG;
+    km_err err = tx_begin(st);
+    if (err) return err;
+    int cur = 0;
+    err = get_state(st, KM_STORE_SIGNING, id, &cur);
+    if (err == KM_OK && cur != KM_SIGNING_NONCES && cur != KM_SIGNING_PARTIALS && cur != KM_SIGNING_FINALIZING)
+        err = KM_ERR_STATE;
+    sqlite3_stmt *s;
+    /* Every record of the lost round goes, in the same transaction as the
+     * state: nonces or partials of two rounds are never mixed. */
+    if (err == KM_OK) err = prep(st, "DELETE FROM signing_records WHERE signing_id = ?", &s);
+    if (err == KM_OK) err = run(s, bind_id(s, 1, id));
+    if (err == KM_OK) err = prep(st, "UPDATE signing_sessions SET state = ?, updated_at = ? WHERE id = ?", &s);
+    if (err == KM_OK) {
+        int rc = bind_text(s, 1, SIGNING_STATES[KM_SIGNING_NONCES]);
+        if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, now);
+        if (rc == SQLITE_OK) rc = bind_id(s, 3, id);
+        err = run(s, rc);
+    }
+    return tx_end(st, err);
+}
+
 km_err km_store_signing_complete(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
                                  const unsigned char *result, size_t result_len, int64_t now) {
     return complete_session(st, KM_STORE_SIGNING, id, KM_SIGNING_FINALIZING, KM_SIGNING_COMPLETED, result,

@@ -1,0 +1,34 @@
+/* gateway/auth.h — checking signed requests (DESIGN section 3).
+ *
+ * A mutating or private call carries four headers (docs/API.md
+ * "Authentication"): the signer's x-only key, a timestamp, a nonce and a
+ * BIP-340 signature over the canonical request (include/keymeld/reqauth.h).
+ * The handler says which keys may sign this particular call (the session auth
+ * key, a participant's auth key, a key owner's auth key); the gateway checks
+ * the key is one of them, the timestamp is inside the window, the signature,
+ * and finally that the (key, nonce) pair was never seen: the replay cache is
+ * in the store, so a replay is refused even after a gateway restart. */
+#ifndef KM_GATEWAY_AUTH_H
+#define KM_GATEWAY_AUTH_H
+
+#include "gateway/gateway.h"
+
+#define KM_GW_HDR_KEY       "X-KeyMeld-Key"
+#define KM_GW_HDR_TIMESTAMP "X-KeyMeld-Timestamp"
+#define KM_GW_HDR_NONCE     "X-KeyMeld-Nonce"
+#define KM_GW_HDR_SIGNATURE "X-KeyMeld-Signature"
+
+/** Check the request's signature.
+ *
+ *  Returns: 1 if the request is authentic, fresh, never seen, and signed by
+ *           one of the allowed keys (*signer_index says which); 0 otherwise,
+ *           with resp answered: 401 auth_missing / auth_malformed /
+ *           auth_expired / auth_invalid / auth_replayed, 403 auth_forbidden
+ *           (valid signature by a key that may not make this call), 500/503
+ *           if the replay cache cannot be written.
+ *  In:      allowed: n_allowed x-only keys (n_allowed >= 1).
+ *  Out:     signer_index: may be NULL. */
+int km_gw_auth(km_gateway *gw, km_store *st, const km_http_request *req, const unsigned char (*allowed)[32],
+               size_t n_allowed, size_t *signer_index, km_http_response *resp);
+
+#endif

@@ -1,0 +1,897 @@
+/* gateway/coordinator.c — carries sessions through their steps.
+ *
+ * Event-driven: a session is queued (km_coord_kick) when something it waits
+ * for happens — creation, a registration, an approval, an enclave coming
+ * back — and a worker then drives it as far as it can go at once: through
+ * every step that needs no outside input, each step's enclave calls made
+ * back to back. Nothing polls. The only timers are retries with capped
+ * exponential backoff (an enclave is down) and the expiry sweep.
+ *
+ * Safety rules:
+ *  - one session is driven by at most one worker of this process (the task
+ *    list) and one process (km_store_claim leases in the database);
+ *  - every step's result is in the store before the next step starts, so a
+ *    crash at any point resumes from the last stored step; enclave commands
+ *    are idempotent per (session, step), so re-sending the interrupted step
+ *    is safe;
+ *  - an enclave that lost a signing round (restart) is never given a
+ *    partial signature request over other nonces: the round restarts on all
+ *    enclaves with fresh nonces (SESSION_CLEAR then SIGN_INIT);
+ *  - after any (re)connection the enclave's stored blobs are re-sent
+ *    (restore) before requests that need them are allowed through. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/handlers.h"
+#include "keymeld/aead.h"
+#include "keymeld/hex.h"
+#include "keymeld/protocol.h"
+
+enum { T_KEYGEN = KM_STORE_KEYGEN, T_SIGNING = KM_STORE_SIGNING, T_KEYSIGN = KM_STORE_KEYSIGN, T_RESTORE = 10,
+       T_SWEEP = 11 };
+enum { QUEUED = 0, RUNNING = 1 };
+/* What a step run reports. */
+enum { R_DONE = 0, R_RETRY = 1 };
+
+#define LEASE_S        15
+#define SWEEP_MS       1000
+#define MAX_RESTARTS   3
+#define REPLAY_PURGE_S 60
+
+typedef struct task {
+    int kind;
+    unsigned char id[16]; /* session id; for T_RESTORE the enclave id in the first 4 bytes */
+    int state;
+    int rerun; /* kicked while running: run again right after */
+    unsigned attempts;
+    unsigned restarts; /* signing rounds restarted */
+    uint64_t due_ms;
+    char last_error[160];
+} task;
+
+struct km_coord {
+    km_gateway *gw;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    task *tasks;
+    size_t n, cap;
+    pthread_t *workers;
+    size_t n_workers;
+    int stopping;
+    /* enclave restore state, parallel to gw->cfg.enclaves */
+    uint64_t *restored_gen;
+    int64_t last_purge;
+};
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static uint32_t task_enclave(const task *t) {
+    uint32_t v;
+    memcpy(&v, t->id, 4);
+    return v;
+}
+
+static size_t enclave_index(const km_gateway *gw, uint32_t id) {
+    for (size_t i = 0; i < gw->cfg.n_enclaves; i++)
+        if (gw->cfg.enclaves[i].id == id) return i;
+    return SIZE_MAX;
+}
+
+int km_coord_enclave_ready(km_gateway *gw, uint32_t enclave_id) {
+    km_coord *c = gw->coord;
+    size_t i = enclave_index(gw, enclave_id);
+    if (!c || i == SIZE_MAX) return 0;
+    uint64_t gen = km_pool_generation(gw->pool, enclave_id);
+    pthread_mutex_lock(&c->lock);
+    int ready = gen != 0 && c->restored_gen[i] == gen;
+    pthread_mutex_unlock(&c->lock);
+    return ready;
+}
+
+static void notify(km_gateway *gw, km_store_kind kind, const unsigned char id[16]) {
+    char key[48];
+    km_gw_wait_key(key, kind, id);
+    if (gw->http) km_http_notify(gw->http, key);
+}
+
+/* An enclave call for the coordinator. Returns KM_OK when the enclave
+ * answered (status in *code, detail text of a refusal in t->last_error), or
+ * the transport error. */
+static km_err call(km_gateway *gw, task *t, uint32_t enclave_id, uint16_t cmd, const km_buf *body, km_buf *reply,
+                   km_err *code) {
+    uint16_t status = 0;
+    *code = KM_ERR__COUNT;
+    km_err err = km_pool_call(gw->pool, enclave_id, cmd, body->data, body->len, &status, reply);
+    if (err) {
+        snprintf(t->last_error, sizeof t->last_error, "enclave %u: %s: %s", enclave_id, km_cmd_name(cmd),
+                 km_err_name(err));
+        return err;
+    }
+    *code = (km_err)status;
+    if (status != KM_OK) {
+        char detail[KM_MSG_DETAIL_MAX + 1] = "";
+        km_msg m = {KM_MSG_RESPONSE, 0, status, reply->data, reply->len};
+        if (km_msg_error_detail(&m, detail, sizeof detail) != KM_OK) detail[0] = '\0';
+        snprintf(t->last_error, sizeof t->last_error, "enclave %u refused %s: %s%s%s", enclave_id, km_cmd_name(cmd),
+                 km_err_name((km_err)status), detail[0] ? ": " : "", detail);
+    }
+    return KM_OK;
+}
+
+/* Assignments / init enclaves of a keygen (malloc'ed arrays). */
+static km_err load_assignments(km_store *st, const unsigned char keygen_id[16], km_store_assignment **out,
+                               size_t *n) {
+    km_store_assignment one;
+    *out = NULL;
+    km_err err = km_store_keygen_assignments(st, keygen_id, &one, 0, n);
+    if (err == KM_OK) return KM_OK;
+    if (err != KM_ERR_BUFFER_SMALL) return err;
+    *out = calloc(*n, sizeof **out);
+    if (!*out) return KM_ERR_NOMEM;
+    err = km_store_keygen_assignments(st, keygen_id, *out, *n, n);
+    if (err) {
+        free(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
+/* Distinct enclaves of an assignment, ascending. Returns count. */
+static size_t enclaves_of(const km_store_assignment *as, size_t n, uint32_t *out) {
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j;
+        for (j = 0; j < m && out[j] != as[i].enclave_id; j++) {
+        }
+        if (j == m) out[m++] = as[i].enclave_id;
+    }
+    for (size_t i = 1; i < m; i++) /* insertion sort: tiny lists */
+        for (size_t j = i; j > 0 && out[j - 1] > out[j]; j--) {
+            uint32_t x = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = x;
+        }
+    return m;
+}
+
+/* "u16 n | vbytes record*n" of the registrations' participant records. */
+static km_err registration_records(km_store *st, const unsigned char keygen_id[16], const km_store_assignment *as,
+                                   size_t n, km_buf *out) {
+    km_err err = km_buf_put_u16(out, (uint16_t)n);
+    for (size_t i = 0; !err && i < n; i++) {
+        km_buf rec;
+        km_buf_init(&rec);
+        err = km_store_registration_get(st, keygen_id, as[i].user_id, NULL, &rec);
+        if (!err && rec.len == 0) err = KM_ERR_STATE;
+        if (!err) err = km_gw_put_vbytes(out, rec.data, rec.len);
+        km_buf_free(&rec);
+    }
+    return err;
+}
+
+static void fail_session(km_gateway *gw, km_store *st, int kind, const unsigned char id[16], const char *reason) {
+    km_err err;
+    int64_t now = km_gw_now();
+    if (kind == T_KEYGEN)
+        err = km_store_keygen_set_state(st, id, KM_KEYGEN_FAILED, reason, now);
+    else if (kind == T_SIGNING)
+        err = km_store_signing_set_state(st, id, KM_SIGNING_FAILED, reason, now);
+    else
+        err = km_store_keysign_finish(st, id, NULL, 0, reason, now);
+    if (!err) atomic_fetch_add(&gw->metrics.sessions_failed[kind], 1);
+    char hex[33];
+    if (km_hex_encode(hex, sizeof hex, id, 16) == KM_OK)
+        fprintf(stderr, "keymeld-gateway: session %s failed: %s\n", hex, reason);
+    notify(gw, (km_store_kind)kind, id);
+}
+
+/* ---- keygen --------------------------------------------------------------- */
+
+static int run_keygen(km_gateway *gw, km_store *st, task *t) {
+    km_store_keygen kg;
+    km_store_assignment *as = NULL;
+    size_t n = 0;
+    int rc = R_DONE;
+    km_buf body, reply;
+    km_buf_init(&body);
+    km_buf_init(&reply);
+    if (km_store_keygen_get(st, t->id, &kg) != KM_OK) return R_DONE; /* deleted */
+    if (kg.state == KM_KEYGEN_COMPLETED || kg.state == KM_KEYGEN_FAILED) goto out;
+    km_err err = load_assignments(st, t->id, &as, &n);
+    if (err) {
+        rc = R_RETRY;
+        goto out;
+    }
+    if (kg.state == KM_KEYGEN_COLLECTING) {
+        size_t reg = 0;
+        unsigned char one[1][16];
+        err = km_store_registration_list(st, t->id, one, 0, &reg);
+        if (err && err != KM_ERR_BUFFER_SMALL) {
+            rc = R_RETRY;
+            goto out;
+        }
+        if (reg < n) goto out; /* waiting for registrations */
+        if (km_store_keygen_set_state(st, t->id, KM_KEYGEN_FINALIZING, NULL, km_gw_now()) != KM_OK) {
+            rc = R_RETRY;
+            goto out;
+        }
+        notify(gw, KM_STORE_KEYGEN, t->id);
+    }
+    /* finalizing: every enclave of the keygen aggregates the same records */
+    uint32_t encs[KM_GW_MAX_ENCLAVES];
+    size_t m = enclaves_of(as, n, encs);
+    err = km_buf_put(&body, t->id, 16);
+    if (!err) err = registration_records(st, t->id, as, n, &body);
+    if (err) {
+        rc = R_RETRY;
+        goto out;
+    }
+    km_buf first;
+    km_buf_init(&first);
+    for (size_t i = 0; i < m; i++) {
+        if (!km_coord_enclave_ready(gw, encs[i])) {
+            snprintf(t->last_error, sizeof t->last_error, "enclave %u not ready", encs[i]);
+            rc = R_RETRY;
+            break;
+        }
+        km_err code;
+        if (call(gw, t, encs[i], KM_CMD_KEYGEN_FINALIZE, &body, &reply, &code) != KM_OK) {
+            rc = R_RETRY;
+            break;
+        }
+        if (code != KM_OK) {
+            fail_session(gw, st, T_KEYGEN, t->id, t->last_error);
+            break;
+        }
+        if (i == 0 && km_buf_put(&first, reply.data, reply.len) != KM_OK) {
+            rc = R_RETRY;
+            break;
+        }
+        if (i == m - 1) {
+            err = km_store_keygen_complete(st, t->id, first.data, first.len, km_gw_now());
+            if (err)
+                rc = R_RETRY;
+            else {
+                atomic_fetch_add(&gw->metrics.sessions_completed[0], 1);
+                notify(gw, KM_STORE_KEYGEN, t->id);
+            }
+        }
+    }
+    km_buf_free(&first);
+out:
+    free(as);
+    km_store_keygen_clear(&kg);
+    km_buf_free(&body);
+    km_buf_free(&reply);
+    return rc;
+}
+
+/* ---- signing -------------------------------------------------------------- */
+
+/* Count of participants that must approve, and whether all have. */
+static km_err approvals_complete(km_store *st, const km_store_signing *s, const km_store_assignment *as, size_t n,
+                                 int *complete) {
+    *complete = 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ak[32];
+        uint8_t flags = 0;
+        km_err err = km_store_registration_info(st, s->keygen_id, as[i].user_id, ak, &flags);
+        if (err) return err;
+        if ((flags & 1) && km_store_approval_get(st, s->id, as[i].user_id, NULL) != KM_OK) *complete = 0;
+    }
+    return KM_OK;
+}
+
+/* "u16 n | vbytes record*n" of the stored records of one kind. */
+static km_err stored_records(km_store *st, const unsigned char id[16], km_store_record_kind kind, km_buf *out) {
+    size_t n = 0;
+    km_store_record one;
+    km_err err = km_store_signing_records(st, id, kind, &one, 0, &n);
+    if (err == KM_OK) {
+        km_store_records_clear(&one, 0);
+        return km_buf_put_u16(out, 0);
+    }
+    if (err != KM_ERR_BUFFER_SMALL) return err;
+    km_store_record *recs = calloc(n, sizeof *recs);
+    if (!recs) return KM_ERR_NOMEM;
+    err = km_store_signing_records(st, id, kind, recs, n, &n);
+    if (!err) err = km_buf_put_u16(out, (uint16_t)n);
+    for (size_t i = 0; !err && i < n; i++)
+        err = km_gw_put_vbytes(out, recs[i].blob.data, recs[i].blob.len);
+    if (recs) km_store_records_clear(recs, n);
+    free(recs);
+    return err;
+}
+
+/* Store each record of a reply "u16 n | vbytes record*n"; a record starts
+ * with its user id (PROTOCOL.md 5.3). */
+static km_err put_records(km_store *st, const unsigned char id[16], km_store_record_kind kind, const km_buf *reply) {
+    km_cursor c;
+    uint16_t n;
+    km_cursor_init(&c, reply->data, reply->len);
+    km_err err = km_cursor_get_u16(&c, &n);
+    for (uint16_t i = 0; !err && i < n; i++) {
+        uint32_t len;
+        const unsigned char *rec;
+        err = km_cursor_get_u32(&c, &len);
+        if (!err) err = km_cursor_get_view(&c, &rec, len);
+        if (!err && len < 16) err = KM_ERR_PARSE;
+        if (!err) err = km_store_signing_put_record(st, id, kind, rec, rec, len);
+    }
+    if (!err) err = km_cursor_finish(&c);
+    return err;
+}
+
+/* An enclave lost the round (restarted, or the store holds nonces of an
+ * earlier process): clear the session on every enclave and start again with
+ * fresh nonces. A partial signature is never requested over other nonces. */
+static int restart_round(km_gateway *gw, km_store *st, task *t, const uint32_t *encs, size_t m) {
+    if (++t->restarts > MAX_RESTARTS) {
+        char reason[KM_STORE_REASON_MAX];
+        snprintf(reason, sizeof reason, "signing round lost %u times (%s)", MAX_RESTARTS, t->last_error);
+        fail_session(gw, st, T_SIGNING, t->id, reason);
+        return R_DONE;
+    }
+    km_buf body, reply;
+    km_buf_init(&body);
+    km_buf_init(&reply);
+    int rc = R_DONE;
+    if (km_buf_put_u8(&body, 2) || km_buf_put(&body, t->id, 16)) rc = R_RETRY;
+    for (size_t i = 0; rc == R_DONE && i < m; i++) {
+        km_err code;
+        if (!km_coord_enclave_ready(gw, encs[i]) || call(gw, t, encs[i], KM_CMD_SESSION_CLEAR, &body, &reply, &code))
+            rc = R_RETRY; /* must reach every enclave before new nonces exist */
+    }
+    if (rc == R_DONE && km_store_signing_restart_round(st, t->id, km_gw_now()) != KM_OK) rc = R_RETRY;
+    if (rc == R_DONE) atomic_fetch_add(&gw->metrics.round_restarts, 1);
+    km_buf_free(&body);
+    km_buf_free(&reply);
+    if (rc == R_RETRY) t->restarts--;
+    return rc;
+}
+
+static int run_signing(km_gateway *gw, km_store *st, task *t) {
+    km_store_signing s;
+    km_store_assignment *as = NULL;
+    size_t n = 0;
+    int rc = R_DONE;
+    km_buf body, reply;
+    km_buf_init(&body);
+    km_buf_init(&reply);
+    if (km_store_signing_get(st, t->id, &s) != KM_OK) return R_DONE;
+    uint32_t encs[KM_GW_MAX_ENCLAVES];
+    size_t m = 0;
+    km_err err = load_assignments(st, s.keygen_id, &as, &n);
+    if (err) {
+        rc = err == KM_ERR_NOT_FOUND ? R_DONE : R_RETRY;
+        goto out;
+    }
+    m = enclaves_of(as, n, encs);
+    for (int step = 0; step < 8 && rc == R_DONE; step++) {
+        if (km_store_signing_get(st, t->id, &s) != KM_OK) break;
+        if (s.state == KM_SIGNING_COMPLETED || s.state == KM_SIGNING_FAILED) break;
+        for (size_t i = 0; i < m; i++)
+            if (!km_coord_enclave_ready(gw, encs[i])) {
+                snprintf(t->last_error, sizeof t->last_error, "enclave %u not ready", encs[i]);
+                rc = R_RETRY;
+            }
+        if (rc != R_DONE) break;
+        body.len = 0;
+        km_err code = KM_OK;
+        if (s.state == KM_SIGNING_COLLECTING_APPROVALS) {
+            int complete;
+            if (approvals_complete(st, &s, as, n, &complete) != KM_OK) {
+                rc = R_RETRY;
+                break;
+            }
+            if (!complete) break; /* waiting for approvals */
+            if (km_store_signing_set_state(st, t->id, KM_SIGNING_NONCES, NULL, km_gw_now()) != KM_OK) rc = R_RETRY;
+        } else if (s.state == KM_SIGNING_NONCES) {
+            /* Round 1 on every enclave, then relay the approvals. */
+            err = km_buf_put(&body, s.keygen_id, 16);
+            if (!err) err = km_buf_put(&body, t->id, 16);
+            if (!err) err = km_gw_put_vbytes(&body, s.items.data, s.items.len);
+            for (size_t i = 0; !err && i < m; i++) {
+                if (call(gw, t, encs[i], KM_CMD_SIGN_INIT, &body, &reply, &code) != KM_OK) {
+                    rc = R_RETRY;
+                    break;
+                }
+                if (code != KM_OK) break;
+                err = put_records(st, t->id, KM_RECORD_NONCE, &reply);
+                if (err == KM_ERR_DUPLICATE) { /* other nonces than stored: a lost round */
+                    rc = restart_round(gw, st, t, encs, m);
+                    err = KM_OK;
+                    code = KM_ERR__COUNT; /* handled */
+                    break;
+                }
+            }
+            if (err) rc = R_RETRY;
+            if (rc != R_DONE || code == KM_ERR__COUNT) continue;
+            if (code != KM_OK) {
+                fail_session(gw, st, T_SIGNING, t->id, t->last_error);
+                break;
+            }
+            for (size_t i = 0; i < n && rc == R_DONE; i++) {
+                km_buf sig;
+                km_buf_init(&sig);
+                if (km_store_approval_get(st, t->id, as[i].user_id, &sig) == KM_OK && sig.len == 64) {
+                    body.len = 0;
+                    if (km_buf_put(&body, t->id, 16) || km_buf_put(&body, as[i].user_id, 16) ||
+                        km_buf_put(&body, sig.data, 64) ||
+                        call(gw, t, as[i].enclave_id, KM_CMD_SIGN_APPROVE, &body, &reply, &code) != KM_OK)
+                        rc = R_RETRY;
+                    else if (code != KM_OK)
+                        fail_session(gw, st, T_SIGNING, t->id, t->last_error), code = KM_ERR__COUNT;
+                }
+                km_buf_free(&sig);
+                if (code == KM_ERR__COUNT) break;
+            }
+            if (rc != R_DONE || code == KM_ERR__COUNT) break;
+            if (km_store_signing_set_state(st, t->id, KM_SIGNING_PARTIALS, NULL, km_gw_now()) != KM_OK) rc = R_RETRY;
+        } else if (s.state == KM_SIGNING_PARTIALS) {
+            err = km_buf_put(&body, t->id, 16);
+            if (!err) err = stored_records(st, t->id, KM_RECORD_NONCE, &body);
+            for (size_t i = 0; !err && i < m; i++) {
+                if (call(gw, t, encs[i], KM_CMD_SIGN_PARTIAL, &body, &reply, &code) != KM_OK) {
+                    rc = R_RETRY;
+                    break;
+                }
+                if (code != KM_OK) break;
+                err = put_records(st, t->id, KM_RECORD_PARTIAL, &reply);
+            }
+            if (err) rc = err == KM_ERR_DUPLICATE ? restart_round(gw, st, t, encs, m) : R_RETRY;
+            if (rc != R_DONE || err) continue;
+            if (code == KM_ERR_NOT_FOUND || code == KM_ERR_NONCE_REUSE) {
+                rc = restart_round(gw, st, t, encs, m);
+                continue;
+            }
+            if (code != KM_OK) {
+                fail_session(gw, st, T_SIGNING, t->id, t->last_error);
+                break;
+            }
+            if (km_store_signing_set_state(st, t->id, KM_SIGNING_FINALIZING, NULL, km_gw_now()) != KM_OK)
+                rc = R_RETRY;
+        } else if (s.state == KM_SIGNING_FINALIZING) {
+            err = km_buf_put(&body, t->id, 16);
+            if (!err) err = stored_records(st, t->id, KM_RECORD_NONCE, &body);
+            if (!err) err = stored_records(st, t->id, KM_RECORD_PARTIAL, &body);
+            if (err || call(gw, t, encs[0], KM_CMD_SIGN_FINALIZE, &body, &reply, &code) != KM_OK) {
+                rc = R_RETRY;
+                break;
+            }
+            if (code == KM_ERR_NOT_FOUND) {
+                rc = restart_round(gw, st, t, encs, m);
+                continue;
+            }
+            if (code != KM_OK) {
+                /* e.g. "invalid partial signature from participant <uuid>" */
+                fail_session(gw, st, T_SIGNING, t->id, t->last_error);
+                break;
+            }
+            if (km_store_signing_complete(st, t->id, reply.data, reply.len, km_gw_now()) != KM_OK) {
+                rc = R_RETRY;
+                break;
+            }
+            atomic_fetch_add(&gw->metrics.sessions_completed[1], 1);
+        }
+        notify(gw, KM_STORE_SIGNING, t->id);
+        km_store_signing_clear(&s);
+    }
+out:
+    km_store_signing_clear(&s);
+    free(as);
+    km_buf_free(&body);
+    km_buf_free(&reply);
+    return rc;
+}
+
+/* ---- single-signer requests ----------------------------------------------- */
+
+static int run_keysign(km_gateway *gw, km_store *st, task *t) {
+    km_store_keysign_state state;
+    unsigned char key_id[16];
+    km_buf req, reply;
+    km_buf_init(&req);
+    km_buf_init(&reply);
+    int64_t created, expires;
+    int rc = R_DONE;
+    km_store_key k;
+    memset(&k, 0, sizeof k);
+    if (km_store_keysign_get(st, t->id, &state, NULL, NULL) != KM_OK || state != KM_KEYSIGN_PENDING) goto out;
+    if (km_store_keysign_get_request(st, t->id, key_id, &req, &created, &expires) != KM_OK) {
+        rc = R_RETRY;
+        goto out;
+    }
+    km_err err = km_store_key_get(st, key_id, &k);
+    if (err == KM_ERR_NOT_FOUND) {
+        fail_session(gw, st, T_KEYSIGN, t->id, "the key was deleted");
+        goto out;
+    }
+    if (err || !km_coord_enclave_ready(gw, k.enclave_id)) {
+        rc = R_RETRY;
+        goto out;
+    }
+    km_err code;
+    if (call(gw, t, k.enclave_id, KM_CMD_KEY_SIGN, &req, &reply, &code) != KM_OK) {
+        rc = R_RETRY;
+        goto out;
+    }
+    if (code != KM_OK) {
+        fail_session(gw, st, T_KEYSIGN, t->id, t->last_error);
+        goto out;
+    }
+    if (km_store_keysign_finish(st, t->id, reply.data, reply.len, NULL, km_gw_now()) != KM_OK) {
+        rc = R_RETRY;
+        goto out;
+    }
+    atomic_fetch_add(&gw->metrics.sessions_completed[2], 1);
+    notify(gw, KM_STORE_KEYSIGN, t->id);
+out:
+    km_buf_free(&k.import_blob);
+    km_buf_free(&req);
+    km_buf_free(&reply);
+    return rc;
+}
+
+/* ---- enclave restore ------------------------------------------------------ */
+
+/* Re-send what an enclave process needs to serve the stored sessions: every
+ * keygen it takes part in (init, its participants' registrations, and the
+ * finalisation of completed ones) and every key imported into it. All of
+ * these are idempotent on the enclave, so a reconnect to a process that did
+ * not restart costs time but changes nothing. */
+static int run_restore(km_gateway *gw, km_store *st, task *t) {
+    km_coord *c = gw->coord;
+    uint32_t eid = task_enclave(t);
+    size_t ei = enclave_index(gw, eid);
+    uint64_t gen = km_pool_generation(gw->pool, eid);
+    if (ei == SIZE_MAX) return R_DONE;
+    if (gen == 0) return R_RETRY; /* not connected yet */
+    size_t nk = 0;
+    unsigned char(*ids)[16] = NULL, one[1][16];
+    unsigned mask = (1u << KM_KEYGEN_COLLECTING) | (1u << KM_KEYGEN_FINALIZING) | (1u << KM_KEYGEN_COMPLETED);
+    km_err err = km_store_keygen_list(st, eid, mask, one, 0, &nk);
+    if (err == KM_ERR_BUFFER_SMALL) {
+        ids = calloc(nk, 16);
+        err = ids ? km_store_keygen_list(st, eid, mask, ids, nk, &nk) : KM_ERR_NOMEM;
+    }
+    if (err) {
+        free(ids);
+        return R_RETRY;
+    }
+    int rc = R_DONE;
+    km_buf body, reply, blob;
+    km_buf_init(&body);
+    km_buf_init(&reply);
+    km_buf_init(&blob);
+    for (size_t k = 0; rc == R_DONE && k < nk; k++) {
+        km_store_keygen kg;
+        km_store_assignment *as = NULL;
+        size_t n = 0;
+        km_err code;
+        if (km_store_keygen_get(st, ids[k], &kg) != KM_OK) continue;
+        body.len = 0;
+        err = km_store_keygen_init_get(st, ids[k], eid, &blob);
+        if (!err) err = km_buf_put(&body, ids[k], 16);
+        if (!err) err = km_gw_put_vbytes(&body, blob.data, blob.len);
+        if (!err) err = load_assignments(st, ids[k], &as, &n);
+        if (err || call(gw, t, eid, KM_CMD_KEYGEN_INIT, &body, &reply, &code)) rc = R_RETRY;
+        for (size_t i = 0; rc == R_DONE && i < n; i++) {
+            if (as[i].enclave_id != eid) continue;
+            if (km_store_registration_get(st, ids[k], as[i].user_id, &blob, NULL) != KM_OK) continue;
+            body.len = 0;
+            if (km_buf_put(&body, ids[k], 16) || km_buf_put(&body, as[i].user_id, 16) ||
+                km_gw_put_vbytes(&body, blob.data, blob.len) ||
+                call(gw, t, eid, KM_CMD_KEYGEN_REGISTER, &body, &reply, &code))
+                rc = R_RETRY;
+        }
+        if (rc == R_DONE && kg.state == KM_KEYGEN_COMPLETED) {
+            body.len = 0;
+            if (km_buf_put(&body, ids[k], 16) || registration_records(st, ids[k], as, n, &body) ||
+                call(gw, t, eid, KM_CMD_KEYGEN_FINALIZE, &body, &reply, &code))
+                rc = R_RETRY;
+        }
+        free(as);
+        km_store_keygen_clear(&kg);
+    }
+    free(ids);
+    /* single-signer keys */
+    size_t nkeys = 0;
+    unsigned char(*kids)[16] = NULL;
+    if (rc == R_DONE) {
+        err = km_store_key_list_by_enclave(st, eid, one, 0, &nkeys);
+        if (err == KM_ERR_BUFFER_SMALL) {
+            kids = calloc(nkeys, 16);
+            err = kids ? km_store_key_list_by_enclave(st, eid, kids, nkeys, &nkeys) : KM_ERR_NOMEM;
+        }
+        if (err) rc = R_RETRY;
+    }
+    for (size_t k = 0; rc == R_DONE && k < nkeys; k++) {
+        km_store_key key;
+        km_err code;
+        if (km_store_key_get(st, kids[k], &key) != KM_OK) continue;
+        body.len = 0;
+        if (km_buf_put(&body, key.key_id, 16) || km_buf_put(&body, key.user_id, 16) ||
+            km_gw_put_vbytes(&body, key.import_blob.data, key.import_blob.len) ||
+            call(gw, t, eid, KM_CMD_KEY_IMPORT, &body, &reply, &code))
+            rc = R_RETRY;
+        km_buf_free(&key.import_blob);
+    }
+    free(kids);
+    km_buf_free(&body);
+    km_buf_free(&reply);
+    km_buf_free(&blob);
+    if (rc != R_DONE) return rc;
+    pthread_mutex_lock(&c->lock);
+    /* Only if the enclave did not restart again meanwhile. */
+    int done = km_pool_generation(gw->pool, eid) == gen;
+    if (done) c->restored_gen[ei] = gen;
+    pthread_mutex_unlock(&c->lock);
+    if (!done) return R_RETRY;
+    atomic_fetch_add(&gw->metrics.enclave_restores, 1);
+    fprintf(stderr, "keymeld-gateway: enclave %u ready (generation %llu, %zu keygens, %zu keys restored)\n", eid,
+            (unsigned long long)gen, nk, nkeys);
+    /* Sessions that waited for this enclave go on now. */
+    size_t nref = 0;
+    km_store_session_ref oneref, *refs = NULL;
+    if (km_store_list_nonterminal(st, &oneref, 0, &nref) == KM_ERR_BUFFER_SMALL && (refs = calloc(nref, sizeof *refs)) &&
+        km_store_list_nonterminal(st, refs, nref, &nref) == KM_OK)
+        for (size_t i = 0; i < nref; i++)
+            km_coord_kick(gw, refs[i].kind, refs[i].id);
+    free(refs);
+    return R_DONE;
+}
+
+/* ---- expiry sweep ----------------------------------------------------------- */
+
+static void run_sweep(km_gateway *gw, km_store *st) {
+    int64_t now = km_gw_now();
+    size_t nref = 0, failed = 0;
+    km_store_session_ref oneref, *refs = NULL;
+    if (km_store_list_nonterminal(st, &oneref, 0, &nref) == KM_ERR_BUFFER_SMALL) {
+        refs = calloc(nref, sizeof *refs);
+        if (!refs || km_store_list_nonterminal(st, refs, nref, &nref) != KM_OK) nref = 0;
+    }
+    if (km_store_expire(st, now, &failed) == KM_OK && failed && refs) {
+        /* Wake whoever waits on a session that may just have expired. */
+        for (size_t i = 0; i < nref; i++)
+            notify(gw, refs[i].kind, refs[i].id);
+    }
+    free(refs);
+    if (now - gw->coord->last_purge >= REPLAY_PURGE_S) {
+        gw->coord->last_purge = now;
+        (void)km_store_replay_purge(st, now, NULL);
+    }
+}
+
+/* ---- task list and workers -------------------------------------------------- */
+
+static task *find_task(km_coord *c, int kind, const unsigned char id[16]) {
+    for (size_t i = 0; i < c->n; i++)
+        if (c->tasks[i].kind == kind && !memcmp(c->tasks[i].id, id, 16)) return &c->tasks[i];
+    return NULL;
+}
+
+static void enqueue_locked(km_coord *c, int kind, const unsigned char id[16], uint64_t due) {
+    task *t = find_task(c, kind, id);
+    if (t) {
+        if (t->state == RUNNING)
+            t->rerun = 1;
+        else if (t->due_ms > due)
+            t->due_ms = due;
+        pthread_cond_broadcast(&c->cond);
+        return;
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 64;
+        task *nt = realloc(c->tasks, cap * sizeof *nt);
+        if (!nt) return; /* the expiry sweep and restarts bring it back */
+        c->tasks = nt;
+        c->cap = cap;
+    }
+    t = &c->tasks[c->n++];
+    memset(t, 0, sizeof *t);
+    t->kind = kind;
+    memcpy(t->id, id, 16);
+    t->due_ms = due;
+    pthread_cond_broadcast(&c->cond);
+}
+
+void km_coord_kick(km_gateway *gw, km_store_kind kind, const unsigned char id[16]) {
+    km_coord *c = gw->coord;
+    if (!c) return;
+    pthread_mutex_lock(&c->lock);
+    enqueue_locked(c, (int)kind, id, km_gw_mono_ms());
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void kick_restore(km_gateway *gw, uint32_t enclave_id) {
+    km_coord *c = gw->coord;
+    unsigned char id[16] = {0};
+    memcpy(id, &enclave_id, 4);
+    pthread_mutex_lock(&c->lock);
+    enqueue_locked(c, T_RESTORE, id, km_gw_mono_ms());
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void pool_listener(void *arg, uint32_t enclave_id, int up, uint64_t generation) {
+    km_gateway *gw = arg;
+    (void)generation;
+    fprintf(stderr, "keymeld-gateway: enclave %u %s\n", enclave_id, up ? "connected" : "unreachable");
+    if (up) kick_restore(gw, enclave_id);
+}
+
+static uint64_t backoff_ms(const km_gateway *gw, unsigned attempts) {
+    uint64_t d = 25;
+    for (unsigned i = 0; i < attempts && d < gw->cfg.retry_max_ms; i++)
+        d *= 2;
+    if (d > gw->cfg.retry_max_ms) d = gw->cfg.retry_max_ms;
+    unsigned char r = 0;
+    if (km_random_bytes(&r, 1) != KM_OK) r = 128;
+    return d / 2 + (d / 2) * r / 255; /* jitter: independent sessions do not retry in lockstep */
+}
+
+static int run_task(km_gateway *gw, task *t) {
+    km_store *st = km_gw_store_take(gw);
+    int rc = R_DONE;
+    if (t->kind == T_SWEEP) {
+        run_sweep(gw, st);
+    } else if (t->kind == T_RESTORE) {
+        rc = run_restore(gw, st, t);
+    } else {
+        int64_t now = km_gw_now();
+        km_err err = km_store_claim(st, (km_store_kind)t->kind, t->id, gw->owner, now, now + LEASE_S);
+        if (err == KM_OK) {
+            rc = t->kind == T_KEYGEN ? run_keygen(gw, st, t)
+                 : t->kind == T_SIGNING ? run_signing(gw, st, t)
+                                        : run_keysign(gw, st, t);
+            (void)km_store_release(st, (km_store_kind)t->kind, t->id, gw->owner);
+        } else if (err == KM_ERR_STATE) {
+            /* terminal, or another gateway drives it: look again after its lease */
+            km_store_session_ref one;
+            size_t n;
+            (void)one;
+            (void)n;
+            rc = R_RETRY;
+            km_store_keygen kg;
+            km_store_signing s;
+            km_store_keysign_state ks;
+            if (t->kind == T_KEYGEN && km_store_keygen_get(st, t->id, &kg) == KM_OK) {
+                if (kg.state == KM_KEYGEN_COMPLETED || kg.state == KM_KEYGEN_FAILED) rc = R_DONE;
+                km_store_keygen_clear(&kg);
+            } else if (t->kind == T_SIGNING && km_store_signing_get(st, t->id, &s) == KM_OK) {
+                if (s.state == KM_SIGNING_COMPLETED || s.state == KM_SIGNING_FAILED) rc = R_DONE;
+                km_store_signing_clear(&s);
+            } else if (t->kind == T_KEYSIGN && km_store_keysign_get(st, t->id, &ks, NULL, NULL) == KM_OK) {
+                if (ks != KM_KEYSIGN_PENDING) rc = R_DONE;
+            } else {
+                rc = R_DONE;
+            }
+        } else if (err != KM_ERR_NOT_FOUND) {
+            rc = R_RETRY;
+        }
+    }
+    km_gw_store_give(gw, st);
+    return rc;
+}
+
+static void *worker_main(void *arg) {
+    km_gateway *gw = arg;
+    km_coord *c = gw->coord;
+    pthread_mutex_lock(&c->lock);
+    while (!c->stopping) {
+        uint64_t now = km_gw_mono_ms(), next = UINT64_MAX;
+        task *pick = NULL;
+        for (size_t i = 0; i < c->n; i++) {
+            task *t = &c->tasks[i];
+            if (t->state != QUEUED) continue;
+            if (t->due_ms <= now && (!pick || t->due_ms < pick->due_ms)) pick = t;
+            if (t->due_ms < next) next = t->due_ms;
+        }
+        if (!pick) {
+            if (next == UINT64_MAX) {
+                pthread_cond_wait(&c->cond, &c->lock);
+            } else {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                uint64_t wait = next - now;
+                ts.tv_sec += (time_t)(wait / 1000);
+                ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+            }
+            continue;
+        }
+        pick->state = RUNNING;
+        task copy = *pick;
+        pthread_mutex_unlock(&c->lock);
+        int rc = run_task(gw, &copy);
+        pthread_mutex_lock(&c->lock);
+        task *t = find_task(c, copy.kind, copy.id); /* the array may have moved */
+        if (!t) continue;
+        t->restarts = copy.restarts;
+        memcpy(t->last_error, copy.last_error, sizeof t->last_error);
+        t->state = QUEUED;
+        if (copy.kind == T_SWEEP) {
+            t->due_ms = km_gw_mono_ms() + SWEEP_MS;
+        } else if (t->rerun) {
+            t->rerun = 0;
+            t->attempts = 0;
+            t->due_ms = km_gw_mono_ms();
+        } else if (rc == R_RETRY) {
+            t->due_ms = km_gw_mono_ms() + backoff_ms(gw, t->attempts++);
+        } else {
+            *t = c->tasks[--c->n]; /* done: remove */
+        }
+        pthread_cond_broadcast(&c->cond);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+km_err km_coord_start(km_gateway *gw) {
+    km_coord *c = calloc(1, sizeof *c);
+    if (!c) return KM_ERR_NOMEM;
+    c->gw = gw;
+    c->restored_gen = calloc(gw->cfg.n_enclaves, sizeof *c->restored_gen);
+    c->n_workers = gw->cfg.coordinator_workers;
+    c->workers = calloc(c->n_workers, sizeof *c->workers);
+    if (!c->restored_gen || !c->workers) {
+        free(c->restored_gen);
+        free(c->workers);
+        free(c);
+        return KM_ERR_NOMEM;
+    }
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    gw->coord = c;
+    /* The sweep, a restore of every enclave (a restarted gateway does not
+     * know what they hold), and every session left unfinished. */
+    unsigned char zero[16] = {0};
+    pthread_mutex_lock(&c->lock);
+    enqueue_locked(c, T_SWEEP, zero, km_gw_mono_ms());
+    pthread_mutex_unlock(&c->lock);
+    for (size_t i = 0; i < gw->cfg.n_enclaves; i++)
+        kick_restore(gw, gw->cfg.enclaves[i].id);
+    km_store *st = km_gw_store_take(gw);
+    size_t nref = 0;
+    km_store_session_ref oneref, *refs = NULL;
+    if (km_store_list_nonterminal(st, &oneref, 0, &nref) == KM_ERR_BUFFER_SMALL && (refs = calloc(nref, sizeof *refs)) &&
+        km_store_list_nonterminal(st, refs, nref, &nref) == KM_OK)
+        for (size_t i = 0; i < nref; i++)
+            km_coord_kick(gw, refs[i].kind, refs[i].id);
+    free(refs);
+    km_gw_store_give(gw, st);
+    km_pool_set_listener(gw->pool, pool_listener, gw);
+    for (size_t i = 0; i < c->n_workers; i++)
+        if (pthread_create(&c->workers[i], NULL, worker_main, gw) != 0) {
+            c->n_workers = i;
+            km_coord_stop(gw);
+            return KM_ERR_IO;
+        }
+    return KM_OK;
+}
+
+void km_coord_stop(km_gateway *gw) {
+    km_coord *c = gw->coord;
+    if (!c) return;
+    km_pool_set_listener(gw->pool, NULL, NULL);
+    pthread_mutex_lock(&c->lock);
+    c->stopping = 1;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    for (size_t i = 0; i < c->n_workers; i++)
+        pthread_join(c->workers[i], NULL);
+    gw->coord = NULL;
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->cond);
+    free(c->tasks);
+    free(c->workers);
+    free(c->restored_gen);
+    free(c);
+}

@@ -1,0 +1,175 @@
+/* gateway/handlers.c — helpers shared by the handlers (see handlers.h). */
+#include "gateway/handlers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keymeld/hex.h"
+#include "keymeld/protocol.h"
+#include "keymeld/uuid.h"
+
+int km_gw_body(const km_http_request *req, km_http_response *resp, const km_json_field *fields, size_t n,
+               json_t **out) {
+    char msg[256];
+    json_t *obj = NULL;
+    *out = NULL;
+    if (km_json_parse_object(req->body, req->body_len, &obj, msg, sizeof msg) != KM_OK) {
+        km_http_error(resp, 400, "invalid_json", "%s", msg);
+        return 0;
+    }
+    if (km_json_check(obj, fields, n, msg, sizeof msg) != KM_OK) {
+        json_decref(obj);
+        km_http_error(resp, 400, "invalid_field", "%s", msg);
+        return 0;
+    }
+    *out = obj;
+    return 1;
+}
+
+int km_gw_param_uuid(const km_http_request *req, size_t i, const char *name, unsigned char out[16],
+                     km_http_response *resp) {
+    km_uuid u;
+    if (i >= req->n_params || km_uuid_parse(&u, req->params[i], strlen(req->params[i])) != KM_OK) {
+        km_http_error(resp, 400, "invalid_path", "path parameter '%s' must be a lowercase UUID", name);
+        return 0;
+    }
+    memcpy(out, u.b, 16);
+    return 1;
+}
+
+void km_gw_store_error(km_http_response *resp, km_err err, const char *what) {
+    switch (err) {
+    case KM_ERR_NOT_FOUND: km_http_error(resp, 404, "not_found", "%s not found", what); break;
+    case KM_ERR_DUPLICATE:
+        km_http_error(resp, 409, "conflict", "%s already exists with different content", what);
+        break;
+    case KM_ERR_STATE: km_http_error(resp, 409, "invalid_state", "%s is not in a state that allows this", what); break;
+    case KM_ERR_ARG: km_http_error(resp, 400, "invalid_request", "%s: invalid request", what); break;
+    default: km_http_error(resp, 503, "store_unavailable", "the database could not be used (%s)", km_err_name(err));
+    }
+}
+
+km_err km_gw_put_vbytes(km_buf *b, const unsigned char *p, size_t n) {
+    if (n > UINT32_MAX) return KM_ERR_RANGE;
+    km_err err = km_buf_put_u32(b, (uint32_t)n);
+    if (!err && n) err = km_buf_put(b, p, n);
+    return err;
+}
+
+int km_gw_enclave(km_gateway *gw, uint32_t enclave_id, uint16_t cmd, const km_buf *body, km_buf *reply,
+                  km_err *code, km_http_response *resp) {
+    if (code) *code = KM_ERR__COUNT;
+    if (!km_coord_enclave_ready(gw, enclave_id)) {
+        km_http_error(resp, 503, "enclave_unavailable",
+                      "enclave %u is not reachable or is being restored; retry later", enclave_id);
+        resp->extra_header_name = "Retry-After";
+        resp->extra_header_value = "1";
+        return 0;
+    }
+    uint16_t status = 0;
+    km_err err = km_pool_call(gw->pool, enclave_id, cmd, body ? body->data : NULL, body ? body->len : 0, &status,
+                              reply);
+    if (err) {
+        km_http_error(resp, 503, "enclave_unavailable", "enclave %u did not answer %s (%s)", enclave_id,
+                      km_cmd_name(cmd), km_err_name(err));
+        resp->extra_header_name = "Retry-After";
+        resp->extra_header_value = "1";
+        return 0;
+    }
+    if (code) *code = (km_err)status;
+    if (status == KM_OK) return 1;
+    char detail[KM_MSG_DETAIL_MAX + 1] = "";
+    km_msg m = {KM_MSG_RESPONSE, 0, status, reply->data, reply->len};
+    if (km_msg_error_detail(&m, detail, sizeof detail) != KM_OK) detail[0] = '\0';
+    int http = status == KM_ERR_DUPLICATE ? 409 : status == KM_ERR_NOT_FOUND ? 404 : 422;
+    const char *c = status == KM_ERR_DUPLICATE ? "conflict" : status == KM_ERR_NOT_FOUND ? "not_found"
+                                                                                         : "enclave_rejected";
+    km_http_error(resp, http, c, "enclave %u refused %s: %s%s%s", enclave_id, km_cmd_name(cmd),
+                  km_err_name((km_err)status), detail[0] ? ": " : "", detail);
+    return 0;
+}
+
+int km_gw_maybe_wait(km_gateway *gw, const km_http_request *req, km_http_response *resp, const char *key,
+                     uint64_t seq, int final) {
+    const char *w = km_http_query(req, "wait");
+    if (!w) return 0;
+    char *end;
+    unsigned long v = strtoul(w, &end, 10);
+    if (!*w || *end || w[0] == '-' || w[0] == '+' || v > gw->cfg.max_wait_seconds) {
+        km_http_error(resp, 400, "invalid_query", "query parameter 'wait' must be an integer in 0..%u (seconds)",
+                      gw->cfg.max_wait_seconds);
+        return -1;
+    }
+    if (final || v == 0 || req->resumed) return 0;
+    resp->status = 0;
+    resp->wait_key = key;
+    resp->wait_seq = seq;
+    resp->wait_until_ms = km_gw_mono_ms() + (uint64_t)v * 1000u;
+    return 1;
+}
+
+static const char *KEYGEN_STATES[] = {"collecting", "finalizing", "completed", "failed"};
+static const char *SIGNING_STATES[] = {"collecting_approvals", "nonces", "partials",
+                                       "finalizing",           "completed", "failed"};
+
+const char *km_gw_keygen_state_name(km_store_keygen_state s) {
+    return (unsigned)s < 4 ? KEYGEN_STATES[s] : "unknown";
+}
+const char *km_gw_signing_state_name(km_store_signing_state s) {
+    return (unsigned)s < 6 ? SIGNING_STATES[s] : "unknown";
+}
+
+static json_t *reason_json(const char *reason) {
+    return reason[0] ? json_string(reason) : json_null();
+}
+
+json_t *km_gw_keygen_json(km_store *st, const km_store_keygen *kg) {
+    size_t n_assigned = 0, n_registered = 0;
+    km_store_assignment one_a;
+    unsigned char one_u[1][16];
+    km_err e1 = km_store_keygen_assignments(st, kg->id, &one_a, 0, &n_assigned);
+    km_err e2 = km_store_registration_list(st, kg->id, one_u, 0, &n_registered);
+    if (e1 != KM_OK && e1 != KM_ERR_BUFFER_SMALL) n_assigned = 0;
+    if (e2 != KM_OK && e2 != KM_ERR_BUFFER_SMALL) n_registered = 0;
+    json_t *o = json_pack("{s:o,s:s,s:o,s:I,s:I,s:I,s:I,s:I}", "keygen_id", km_json_uuid(kg->id), "status",
+                          km_gw_keygen_state_name(kg->state), "reason", reason_json(kg->reason), "created_at",
+                          (json_int_t)kg->created_at, "expires_at", (json_int_t)kg->expires_at,
+                          "participants_expected", (json_int_t)n_assigned, "participants_registered",
+                          (json_int_t)n_registered, "max_signing_sessions", (json_int_t)kg->max_signings);
+    if (!o) return NULL;
+    json_object_set_new(o, "result",
+                        kg->result.len ? km_json_hex(kg->result.data, kg->result.len) : json_null());
+    return o;
+}
+
+json_t *km_gw_signing_json(km_store *st, const km_store_signing *s) {
+    json_t *o = json_pack("{s:o,s:o,s:s,s:o,s:I,s:I}", "signing_id", km_json_uuid(s->id), "keygen_id",
+                          km_json_uuid(s->keygen_id), "status", km_gw_signing_state_name(s->state), "reason",
+                          reason_json(s->reason), "created_at", (json_int_t)s->created_at, "expires_at",
+                          (json_int_t)s->expires_at);
+    if (!o) return NULL;
+    /* Who must approve (from the registrations' public flags) and who has. */
+    json_t *req = json_array(), *got = json_array();
+    size_t n = 0;
+    unsigned char(*users)[16] = NULL, one_u[1][16];
+    if (km_store_registration_list(st, s->keygen_id, one_u, 0, &n) == KM_ERR_BUFFER_SMALL && n) {
+        users = calloc(n, 16);
+        if (users && km_store_registration_list(st, s->keygen_id, users, n, &n) == KM_OK) {
+            for (size_t i = 0; i < n; i++) {
+                unsigned char ak[32];
+                uint8_t flags = 0;
+                if (km_store_registration_info(st, s->keygen_id, users[i], ak, &flags) == KM_OK && (flags & 1)) {
+                    json_array_append_new(req, km_json_uuid(users[i]));
+                    if (km_store_approval_get(st, s->id, users[i], NULL) == KM_OK)
+                        json_array_append_new(got, km_json_uuid(users[i]));
+                }
+            }
+        }
+        free(users);
+    }
+    json_object_set_new(o, "approvals_required", req);
+    json_object_set_new(o, "approvals_received", got);
+    json_object_set_new(o, "result", s->result.len ? km_json_hex(s->result.data, s->result.len) : json_null());
+    return o;
+}
