@@ -352,139 +352,156 @@ static int restart_round(km_gateway *gw, km_store *st, task *t, const uint32_t *
     return rc;
 }
 
-static int run_signing(km_gateway *gw, km_store *st, task *t) {
+/* What one step of a signing session did. */
+enum { S_NEXT, S_WAIT, S_RETRY, S_END };
+
+/* Everything a signing step needs. */
+typedef struct signing_ctx {
+    km_gateway *gw;
+    km_store *st;
+    task *t;
     km_store_signing s;
-    km_store_assignment *as = NULL;
-    size_t n = 0;
-    int rc = R_DONE;
-    km_buf body, reply;
-    km_buf_init(&body);
-    km_buf_init(&reply);
-    if (km_store_signing_get(st, t->id, &s) != KM_OK) return R_DONE;
+    km_store_assignment *as;
+    size_t n;
     uint32_t encs[KM_GW_MAX_ENCLAVES];
-    size_t m = 0;
-    km_err err = load_assignments(st, s.keygen_id, &as, &n);
+    size_t m;
+    km_buf body, reply;
+} signing_ctx;
+
+/* An enclave refused: the session fails with the enclave's words (e.g.
+ * "... invalid partial signature from participant <uuid>"). */
+static int refused(signing_ctx *x) {
+    fail_session(x->gw, x->st, T_SIGNING, x->t->id, x->t->last_error);
+    return S_END;
+}
+
+static int step_approvals(signing_ctx *x) {
+    int complete;
+    if (approvals_complete(x->st, &x->s, x->as, x->n, &complete) != KM_OK) return S_RETRY;
+    if (!complete) return S_WAIT;
+    return km_store_signing_set_state(x->st, x->t->id, KM_SIGNING_NONCES, NULL, km_gw_now()) ? S_RETRY : S_NEXT;
+}
+
+/* Round 1 on every enclave (each returns its participants' signed, sealed
+ * nonce records), then relay the stored approvals to the users' enclaves. */
+static int step_nonces(signing_ctx *x) {
+    km_err code, err = km_buf_put(&x->body, x->s.keygen_id, 16);
+    if (!err) err = km_buf_put(&x->body, x->t->id, 16);
+    if (!err) err = km_gw_put_vbytes(&x->body, x->s.items.data, x->s.items.len);
+    if (err) return S_RETRY;
+    for (size_t i = 0; i < x->m; i++) {
+        if (call(x->gw, x->t, x->encs[i], KM_CMD_SIGN_INIT, &x->body, &x->reply, &code)) return S_RETRY;
+        if (code != KM_OK) return refused(x);
+        err = put_records(x->st, x->t->id, KM_RECORD_NONCE, &x->reply);
+        /* Other nonces than the stored ones: that enclave lost the round. */
+        if (err == KM_ERR_DUPLICATE) return restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
+        if (err) return S_RETRY;
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        km_buf sig;
+        km_buf_init(&sig);
+        int rc = S_NEXT;
+        if (km_store_approval_get(x->st, x->t->id, x->as[i].user_id, &sig) == KM_OK && sig.len == 64) {
+            x->body.len = 0;
+            if (km_buf_put(&x->body, x->t->id, 16) || km_buf_put(&x->body, x->as[i].user_id, 16) ||
+                km_buf_put(&x->body, sig.data, 64) ||
+                call(x->gw, x->t, x->as[i].enclave_id, KM_CMD_SIGN_APPROVE, &x->body, &x->reply, &code))
+                rc = S_RETRY;
+            else if (code != KM_OK)
+                rc = refused(x);
+        }
+        km_buf_free(&sig);
+        if (rc != S_NEXT) return rc;
+    }
+    return km_store_signing_set_state(x->st, x->t->id, KM_SIGNING_PARTIALS, NULL, km_gw_now()) ? S_RETRY : S_NEXT;
+}
+
+/* Round 2: every enclave gets every nonce record and signs its units. */
+static int step_partials(signing_ctx *x) {
+    km_err code, err = km_buf_put(&x->body, x->t->id, 16);
+    if (!err) err = stored_records(x->st, x->t->id, KM_RECORD_NONCE, &x->body);
+    if (err) return S_RETRY;
+    for (size_t i = 0; i < x->m; i++) {
+        if (call(x->gw, x->t, x->encs[i], KM_CMD_SIGN_PARTIAL, &x->body, &x->reply, &code)) return S_RETRY;
+        /* The enclave no longer knows the round (restart) or holds other
+         * nonces: start over with fresh nonces everywhere. */
+        if (code == KM_ERR_NOT_FOUND || code == KM_ERR_NONCE_REUSE)
+            return restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
+        if (code != KM_OK) return refused(x);
+        err = put_records(x->st, x->t->id, KM_RECORD_PARTIAL, &x->reply);
+        if (err == KM_ERR_DUPLICATE) return restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
+        if (err) return S_RETRY;
+    }
+    return km_store_signing_set_state(x->st, x->t->id, KM_SIGNING_FINALIZING, NULL, km_gw_now()) ? S_RETRY
+                                                                                                 : S_NEXT;
+}
+
+/* One enclave verifies every partial signature, aggregates, verifies the
+ * result and seals it for the client. */
+static int step_finalize(signing_ctx *x) {
+    km_err code, err = km_buf_put(&x->body, x->t->id, 16);
+    if (!err) err = stored_records(x->st, x->t->id, KM_RECORD_NONCE, &x->body);
+    if (!err) err = stored_records(x->st, x->t->id, KM_RECORD_PARTIAL, &x->body);
+    if (err || call(x->gw, x->t, x->encs[0], KM_CMD_SIGN_FINALIZE, &x->body, &x->reply, &code)) return S_RETRY;
+    if (code == KM_ERR_NOT_FOUND) return restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
+    if (code != KM_OK) return refused(x);
+    if (km_store_signing_complete(x->st, x->t->id, x->reply.data, x->reply.len, km_gw_now())) return S_RETRY;
+    atomic_fetch_add(&x->gw->metrics.sessions_completed[1], 1);
+    return S_END;
+}
+
+static int run_signing(km_gateway *gw, km_store *st, task *t) {
+    signing_ctx x;
+    memset(&x, 0, sizeof x);
+    x.gw = gw;
+    x.st = st;
+    x.t = t;
+    km_buf_init(&x.body);
+    km_buf_init(&x.reply);
+    int rc = S_RETRY;
+    km_err err = km_store_signing_get(st, t->id, &x.s);
     if (err) {
-        rc = err == KM_ERR_NOT_FOUND ? R_DONE : R_RETRY;
+        rc = err == KM_ERR_NOT_FOUND ? S_END : S_RETRY;
         goto out;
     }
-    m = enclaves_of(as, n, encs);
-    for (int step = 0; step < 8 && rc == R_DONE; step++) {
-        if (km_store_signing_get(st, t->id, &s) != KM_OK) break;
-        if (s.state == KM_SIGNING_COMPLETED || s.state == KM_SIGNING_FAILED) break;
-        for (size_t i = 0; i < m; i++)
-            if (!km_coord_enclave_ready(gw, encs[i])) {
-                snprintf(t->last_error, sizeof t->last_error, "enclave %u not ready", encs[i]);
-                rc = R_RETRY;
-            }
-        if (rc != R_DONE) break;
-        body.len = 0;
-        km_err code = KM_OK;
-        if (s.state == KM_SIGNING_COLLECTING_APPROVALS) {
-            int complete;
-            if (approvals_complete(st, &s, as, n, &complete) != KM_OK) {
-                rc = R_RETRY;
-                break;
-            }
-            if (!complete) break; /* waiting for approvals */
-            if (km_store_signing_set_state(st, t->id, KM_SIGNING_NONCES, NULL, km_gw_now()) != KM_OK) rc = R_RETRY;
-        } else if (s.state == KM_SIGNING_NONCES) {
-            /* Round 1 on every enclave, then relay the approvals. */
-            err = km_buf_put(&body, s.keygen_id, 16);
-            if (!err) err = km_buf_put(&body, t->id, 16);
-            if (!err) err = km_gw_put_vbytes(&body, s.items.data, s.items.len);
-            for (size_t i = 0; !err && i < m; i++) {
-                if (call(gw, t, encs[i], KM_CMD_SIGN_INIT, &body, &reply, &code) != KM_OK) {
-                    rc = R_RETRY;
-                    break;
-                }
-                if (code != KM_OK) break;
-                err = put_records(st, t->id, KM_RECORD_NONCE, &reply);
-                if (err == KM_ERR_DUPLICATE) { /* other nonces than stored: a lost round */
-                    rc = restart_round(gw, st, t, encs, m);
-                    err = KM_OK;
-                    code = KM_ERR__COUNT; /* handled */
-                    break;
-                }
-            }
-            if (err) rc = R_RETRY;
-            if (rc != R_DONE || code == KM_ERR__COUNT) continue;
-            if (code != KM_OK) {
-                fail_session(gw, st, T_SIGNING, t->id, t->last_error);
-                break;
-            }
-            for (size_t i = 0; i < n && rc == R_DONE; i++) {
-                km_buf sig;
-                km_buf_init(&sig);
-                if (km_store_approval_get(st, t->id, as[i].user_id, &sig) == KM_OK && sig.len == 64) {
-                    body.len = 0;
-                    if (km_buf_put(&body, t->id, 16) || km_buf_put(&body, as[i].user_id, 16) ||
-                        km_buf_put(&body, sig.data, 64) ||
-                        call(gw, t, as[i].enclave_id, KM_CMD_SIGN_APPROVE, &body, &reply, &code) != KM_OK)
-                        rc = R_RETRY;
-                    else if (code != KM_OK)
-                        fail_session(gw, st, T_SIGNING, t->id, t->last_error), code = KM_ERR__COUNT;
-                }
-                km_buf_free(&sig);
-                if (code == KM_ERR__COUNT) break;
-            }
-            if (rc != R_DONE || code == KM_ERR__COUNT) break;
-            if (km_store_signing_set_state(st, t->id, KM_SIGNING_PARTIALS, NULL, km_gw_now()) != KM_OK) rc = R_RETRY;
-        } else if (s.state == KM_SIGNING_PARTIALS) {
-            err = km_buf_put(&body, t->id, 16);
-            if (!err) err = stored_records(st, t->id, KM_RECORD_NONCE, &body);
-            for (size_t i = 0; !err && i < m; i++) {
-                if (call(gw, t, encs[i], KM_CMD_SIGN_PARTIAL, &body, &reply, &code) != KM_OK) {
-                    rc = R_RETRY;
-                    break;
-                }
-                if (code != KM_OK) break;
-                err = put_records(st, t->id, KM_RECORD_PARTIAL, &reply);
-            }
-            if (err) rc = err == KM_ERR_DUPLICATE ? restart_round(gw, st, t, encs, m) : R_RETRY;
-            if (rc != R_DONE || err) continue;
-            if (code == KM_ERR_NOT_FOUND || code == KM_ERR_NONCE_REUSE) {
-                rc = restart_round(gw, st, t, encs, m);
-                continue;
-            }
-            if (code != KM_OK) {
-                fail_session(gw, st, T_SIGNING, t->id, t->last_error);
-                break;
-            }
-            if (km_store_signing_set_state(st, t->id, KM_SIGNING_FINALIZING, NULL, km_gw_now()) != KM_OK)
-                rc = R_RETRY;
-        } else if (s.state == KM_SIGNING_FINALIZING) {
-            err = km_buf_put(&body, t->id, 16);
-            if (!err) err = stored_records(st, t->id, KM_RECORD_NONCE, &body);
-            if (!err) err = stored_records(st, t->id, KM_RECORD_PARTIAL, &body);
-            if (err || call(gw, t, encs[0], KM_CMD_SIGN_FINALIZE, &body, &reply, &code) != KM_OK) {
-                rc = R_RETRY;
-                break;
-            }
-            if (code == KM_ERR_NOT_FOUND) {
-                rc = restart_round(gw, st, t, encs, m);
-                continue;
-            }
-            if (code != KM_OK) {
-                /* e.g. "invalid partial signature from participant <uuid>" */
-                fail_session(gw, st, T_SIGNING, t->id, t->last_error);
-                break;
-            }
-            if (km_store_signing_complete(st, t->id, reply.data, reply.len, km_gw_now()) != KM_OK) {
-                rc = R_RETRY;
-                break;
-            }
-            atomic_fetch_add(&gw->metrics.sessions_completed[1], 1);
+    err = load_assignments(st, x.s.keygen_id, &x.as, &x.n);
+    if (err) {
+        rc = err == KM_ERR_NOT_FOUND ? S_END : S_RETRY;
+        goto out;
+    }
+    x.m = enclaves_of(x.as, x.n, x.encs);
+    /* Go as far as possible now; restarts are bounded, so is this loop. */
+    for (int steps = 0; steps < 64; steps++) {
+        rc = S_RETRY;
+        km_store_signing_clear(&x.s);
+        if (km_store_signing_get(st, t->id, &x.s) != KM_OK) break;
+        if (x.s.state == KM_SIGNING_COMPLETED || x.s.state == KM_SIGNING_FAILED) {
+            rc = S_END;
+            break;
         }
-        notify(gw, KM_STORE_SIGNING, t->id);
-        km_store_signing_clear(&s);
+        size_t i;
+        for (i = 0; i < x.m && km_coord_enclave_ready(gw, x.encs[i]); i++) {
+        }
+        if (i < x.m) {
+            snprintf(t->last_error, sizeof t->last_error, "enclave %u not ready", x.encs[i]);
+            break;
+        }
+        x.body.len = 0;
+        switch (x.s.state) {
+        case KM_SIGNING_COLLECTING_APPROVALS: rc = step_approvals(&x); break;
+        case KM_SIGNING_NONCES: rc = step_nonces(&x); break;
+        case KM_SIGNING_PARTIALS: rc = step_partials(&x); break;
+        default: rc = step_finalize(&x); break;
+        }
+        if (rc != S_WAIT && rc != S_RETRY) notify(gw, KM_STORE_SIGNING, t->id);
+        if (rc != S_NEXT) break;
     }
 out:
-    km_store_signing_clear(&s);
-    free(as);
-    km_buf_free(&body);
-    km_buf_free(&reply);
-    return rc;
+    km_store_signing_clear(&x.s);
+    free(x.as);
+    km_buf_free(&x.body);
+    km_buf_free(&x.reply);
+    return rc == S_RETRY || rc == S_NEXT ? R_RETRY : R_DONE;
 }
 
 /* ---- single-signer requests ----------------------------------------------- */
