@@ -149,7 +149,16 @@ int main(int argc, char **argv) {
         snprintf(e.address, sizeof e.address, "%s", gw->cfg.enclaves[i].address);
         memcpy(e.pubkey, gw->cfg.enclaves[i].pubkey, 33);
         km_sha256(e.fingerprint, e.pubkey, 33);
-        err = km_store_enclave_put(gw->stores[0], &e);
+        if (check_only) { /* compare only: checking writes nothing */
+            km_store_enclave have;
+            err = km_store_enclave_get(gw->stores[0], e.id, &have);
+            if (err == KM_ERR_NOT_FOUND)
+                err = KM_OK;
+            else if (!err && memcmp(have.pubkey, e.pubkey, 33))
+                err = KM_ERR_DUPLICATE;
+        } else {
+            err = km_store_enclave_put(gw->stores[0], &e);
+        }
         if (err) {
             fprintf(stderr, "keymeld-gateway: enclave %u: %s\n", e.id,
                     err == KM_ERR_DUPLICATE ? "its public key differs from the one pinned in the database"
