@@ -23,6 +23,11 @@
  * deadline or by km_http_stop(). On resumption the handler runs again with
  * resumed = 1 and must answer with the current state (a second wait is a 500).
  *
+ * Requests are parsed strictly (libmicrohttpd's STRICT_FOR_CLIENT: e.g. an
+ * HTTP/1.1 request without Host is refused). Malformed requests, oversized
+ * request lines or headers (over the 64 KiB per-connection memory) are
+ * answered by libmicrohttpd itself, without JSON body or Cache-Control.
+ *
  * Threads: handlers run concurrently on libmicrohttpd's pool threads, and each
  * request is handled by one thread at a time. km_http_wait_seq and
  * km_http_notify may be called from any thread, including from handlers.
@@ -138,24 +143,39 @@ typedef struct km_http_config {
 KM_WARN_UNUSED km_err km_http_start(km_http_server **out, const km_http_config *cfg,
                                     const km_http_route *routes, size_t n_routes, void *app) KM_NONNULL(1, 2);
 
-/** The TCP port the server listens on (the chosen one when cfg->port was 0). */
+/** The TCP port the server listens on.
+ *
+ *  Returns: the bound port (the one the kernel chose when cfg->port was 0).
+ *  In:      s: a running server.
+ */
 uint16_t km_http_port(const km_http_server *s) KM_NONNULL(1);
 
 /** Current sequence number of a wait key.
  *
+ *  A handler MUST read it BEFORE it looks at the state it may wait on, and
+ *  pass it back as wait_seq; read afterwards, a change in between is lost and
+ *  the client waits until the deadline.
  *  Keys are hashed into a fixed table of counters, so two keys may share one:
  *  that only causes a spurious re-run of a waiter, never a missed one.
- *  Returns: the sequence (starts at 0, increases by one per km_http_notify).
- *  In:      key: NUL-terminated key.
+ *  Returns: the sequence (starts at 0, increases at least by one per
+ *           km_http_notify of this key).
+ *  In:      s: a running server. key: NUL-terminated key.
  */
 uint64_t km_http_wait_seq(km_http_server *s, const char *key) KM_NONNULL(1, 2);
 
-/** Signal that the state behind key changed: bump its sequence and resume every
- *  request waiting on exactly this key. Thread-safe; never blocks on I/O.
- *  MUST NOT be called after km_http_stop(s) began. */
+/** Signal that the state behind key changed.
+ *
+ *  Bumps the key's sequence and resumes every request waiting on exactly this
+ *  key (their handlers run again on the pool threads, not in this call).
+ *  Thread-safe, may be called from handlers; never blocks on I/O. Call it
+ *  AFTER the change is visible to handlers (e.g. committed to the store).
+ *  MUST NOT be called once km_http_stop(s) has begun.
+ *  In:      s: a running server. key: NUL-terminated key.
+ */
 void km_http_notify(km_http_server *s, const char *key) KM_NONNULL(1, 2);
 
-/** Number of requests currently parked in a wait (for metrics and tests). */
+/** Number of requests currently parked in a wait (for metrics and tests).
+ *  Returns: the count at the time of the call. In: s: a running server. */
 size_t km_http_waiting(km_http_server *s) KM_NONNULL(1);
 
 /** Stop the server and free it.
@@ -167,37 +187,57 @@ size_t km_http_waiting(km_http_server *s) KM_NONNULL(1);
  */
 void km_http_stop(km_http_server *s);
 
-/** A request header, case-insensitively. Returns the value or NULL if absent. */
+/** Look up a request header, by name case-insensitively.
+ *
+ *  Returns: the value (valid during the handler call), NULL if absent or if req
+ *           was not made by the server (opaque NULL).
+ *  In:      req: the handler's request. name: NUL-terminated header name.
+ */
 const char *km_http_header(const km_http_request *req, const char *name) KM_NONNULL(1, 2);
 
-/** A query parameter, decoded (percent-escapes, '+' as space).
+/** Look up a query parameter, decoded (percent-escapes, '+' as space).
  *
+ *  Only the first 32 well-formed pairs of the query are considered.
  *  Returns: the value of the first `name=value` (or "" for a bare `name`) whose
- *           decoded name equals name; NULL if absent or if its encoding is
- *           invalid (a bad %xx or a %00). Valid during the handler call.
+ *           decoded name equals name; NULL if absent, if its encoding is
+ *           invalid (a bad %xx or a %00), or if req was not made by the server.
+ *           Valid during the handler call.
+ *  In:      req: the handler's request. name: the decoded name to look for.
  */
 const char *km_http_query(const km_http_request *req, const char *name) KM_NONNULL(1, 2);
 
 /** Answer with a JSON value, compact.
  *
- *  Steals obj (decrefs it, also on failure). If obj is NULL or cannot be
- *  serialised the answer becomes 500 "internal". Any body already in resp is
- *  freed first, so calling it twice does not leak.
+ *  Any body already in resp is freed first, so answering twice does not leak.
+ *  Out:     resp: status, body (malloc'ed) and body_len set; content_type reset
+ *                 to the JSON default. If obj is NULL (e.g. a failed json_pack)
+ *                 or cannot be serialised, the answer becomes 500 "internal".
+ *  In:      status: HTTP status. obj: stolen (decref'ed in every case); may be NULL.
  */
 void km_http_json(km_http_response *resp, int status, json_t *obj) KM_NONNULL(1);
 
-/** Answer with {"error":{"code":code,"message":msg}}, msg printf-formatted and
- *  truncated to 511 bytes; bytes that would make it invalid UTF-8 become '?'.
- *  Any body already in resp is freed first. On allocation failure the status
- *  stays but the body is empty. In: code: static snake_case code. */
+/** Answer with {"error":{"code":code,"message":msg}}.
+ *
+ *  The message is printf-formatted and cut to 511 bytes; bytes that would make
+ *  it invalid UTF-8 (client input, or a cut character) become '?'. It MUST NOT
+ *  contain secrets: it goes to the client verbatim.
+ *  Out:     resp: status and body set (any previous body freed); on allocation
+ *                 failure the status is set and the body is empty.
+ *  In:      status: HTTP status. code: snake_case code, e.g. "invalid_request".
+ *           fmt: printf format and its arguments.
+ */
 void km_http_error(km_http_response *resp, int status, const char *code, const char *fmt, ...)
     KM_NONNULL(1, 3, 4) __attribute__((format(printf, 4, 5)));
 
-/** Whether a raw request path is acceptable (see km_http_start's rules).
- *  Returns: 1 if safe, 0 if it must be answered 404. In: path: len bytes. */
+/** Whether a raw request path is acceptable (the rules of km_http_start).
+ *
+ *  Returns: 1 if safe; 0 if it must be answered 404 (also for NULL or empty).
+ *  In:      path: len bytes, not percent-decoded.
+ */
 int km_http_path_safe(const char *path, size_t len);
 
-/** CLOCK_MONOTONIC now in milliseconds (the clock of wait_until_ms). */
+/** The clock of wait_until_ms.
+ *  Returns: CLOCK_MONOTONIC now, in milliseconds. */
 uint64_t km_http_now_ms(void);
 
 #ifdef __cplusplus

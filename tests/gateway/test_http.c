@@ -57,11 +57,14 @@ static void h_echo(void *app, const km_http_request *req, km_http_response *resp
         json_array_append_new(params, json_string(req->params[i]));
     const char *q = km_http_query(req, "q"), *e = km_http_query(req, "empty"),
                *h = km_http_header(req, "x-test");
+    const char *x = km_http_query(req, "x"), *z = km_http_query(req, "z");
     km_http_json(resp, 200,
-                 json_pack("{s:s,s:s,s:s,s:o,s:I,s:o,s:o,s:o,s:o}", "method", req->method, "path", req->path,
-                           "target", req->target, "params", params, "body_len", (json_int_t)req->body_len,
-                           "q", q ? json_string(q) : json_null(), "empty", e ? json_string(e) : json_null(),
-                           "hdr", h ? json_string(h) : json_null(), "resumed", json_boolean(req->resumed)));
+                 json_pack("{s:s,s:s,s:s,s:o,s:I,s:o,s:o,s:o,s:o,s:o,s:o}", "method", req->method, "path",
+                           req->path, "target", req->target, "params", params, "body_len",
+                           (json_int_t)req->body_len, "q", q ? json_string(q) : json_null(), "empty",
+                           e ? json_string(e) : json_null(), "hdr", h ? json_string(h) : json_null(),
+                           "resumed", json_boolean(req->resumed), "x", x ? json_string(x) : json_null(), "z",
+                           z ? json_string(z) : json_null()));
 }
 
 static void h_text(void *app, const km_http_request *req, km_http_response *resp) {
@@ -313,8 +316,8 @@ static void wait_parked(size_t n) {
 static void test_route_params_and_target(void **state) {
     (void)state;
     start_server(65536, 2);
-    http_resp r =
-        request("GET", "/api/v1/keygen/0190abcd/participants?q=a%20b+c&empty&x=%zz", "X-Test: hello\r\n");
+    http_resp r = request("GET", "/api/v1/keygen/0190abcd/participants?q=a%20b+c&empty&x=%zz&z=%00&q=second",
+                          "X-Test: hello\r\n");
     assert_int_equal(r.status, 200);
     char v[128];
     assert_non_null(resp_header(&r, "Cache-Control", v, sizeof v));
@@ -326,11 +329,13 @@ static void test_route_params_and_target(void **state) {
     assert_string_equal(json_string_value(json_object_get(j, "path")),
                         "/api/v1/keygen/0190abcd/participants");
     assert_string_equal(json_string_value(json_object_get(j, "target")),
-                        "/api/v1/keygen/0190abcd/participants?q=a%20b+c&empty&x=%zz");
+                        "/api/v1/keygen/0190abcd/participants?q=a%20b+c&empty&x=%zz&z=%00&q=second");
     json_t *params = json_object_get(j, "params");
     assert_int_equal(json_array_size(params), 1);
     assert_string_equal(json_string_value(json_array_get(params, 0)), "0190abcd");
-    assert_string_equal(json_string_value(json_object_get(j, "q")), "a b c");
+    assert_string_equal(json_string_value(json_object_get(j, "q")), "a b c"); /* the first one */
+    assert_true(json_is_null(json_object_get(j, "x")));                       /* bad escape */
+    assert_true(json_is_null(json_object_get(j, "z")));                       /* encoded NUL */
     assert_string_equal(json_string_value(json_object_get(j, "empty")), "");
     assert_string_equal(json_string_value(json_object_get(j, "hdr")), "hello"); /* asked as "x-test" */
     assert_false(json_is_true(json_object_get(j, "resumed")));
@@ -765,6 +770,29 @@ static void test_handler_misuse(void **state) {
     stop_server();
 }
 
+/* Two requests on one connection: the per-request state (a parked and
+ * resumed one first) does not leak into the next. */
+static void test_keep_alive(void **state) {
+    (void)state;
+    start_server(65536, 2);
+    int fd = cli_connect();
+    cli_send_str(fd, "GET /wait/ka?ms=50 HTTP/1.1\r\nHost: x\r\n\r\n"
+                     "POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                     "GET /api/v1/signing/a/items/b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    http_resp r;
+    cli_read(fd, &r);
+    close(fd);
+    assert_int_equal(r.status, 200);
+    /* All three answers arrived, in order. */
+    const char *p1 = strstr(r.body, "\"resumed\":true");
+    const char *p2 = p1 ? strstr(p1, "\"len\":3") : NULL;
+    const char *p3 = p2 ? strstr(p2, "\"params\":[\"a\",\"b\"]") : NULL;
+    if (p3 == NULL) fail_msg("unexpected answers: %s", r.body);
+    resp_free(&r);
+    assert_int_equal(atomic_load(&g_app.calls), 4);
+    stop_server();
+}
+
 /* ---- configuration and helpers -------------------------------------------------------------- */
 
 static void test_start_rejects(void **state) {
@@ -867,6 +895,7 @@ int main(void) {
         cmocka_unit_test(test_wait_client_gone),
         cmocka_unit_test(test_wait_stop_pending),
         cmocka_unit_test(test_handler_misuse),
+        cmocka_unit_test(test_keep_alive),
         cmocka_unit_test(test_start_rejects),
         cmocka_unit_test(test_response_helpers),
     };
