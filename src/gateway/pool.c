@@ -6,7 +6,8 @@
  * breaks, and tears down. Callers send on the connection themselves, one at a
  * time (the `sending` flag, not a mutex, so a caller can give up waiting at
  * its deadline), and sleep on the connection's condition variable until the
- * reader hands them their response or fails them.
+ * reader hands them their response or fails them. One notifier thread calls
+ * the listener; one health thread pings.
  *
  * The channel is split in two copies after the handshake: callers seal with
  * c->ec.ch and the reader opens with c->rch. km_channel_open wipes the whole
@@ -88,7 +89,9 @@ struct penclave {
     uint64_t calls_ok, calls_failed, reconnects;
     int64_t last_ok_unix;
     char last_error[128];
-    /* Under p->notify_mu: what the listener was last told. */
+    /* Under p->mu: the notifier thread must look at this enclave. */
+    int dirty;
+    /* Notifier thread only: what the listener was last told. */
     int reported_up;
     uint64_t reported_gen;
 };
@@ -105,9 +108,9 @@ struct km_pool {
     unsigned active; /* callers inside km_pool_call */
     void (*listener)(void *, uint32_t, int, uint64_t);
     void *listener_arg;
-    pthread_mutex_t notify_mu; /* serialises listener calls */
-    pthread_t health;
-    int health_started;
+    pthread_cond_t notify_cv; /* an enclave became dirty, or stop */
+    pthread_t health, notifier;
+    int health_started, notifier_started;
 };
 
 typedef struct info {
@@ -239,26 +242,54 @@ static void apply_info_locked(penclave *e, const info *in, int fresh, int64_t no
     e->last_ok_unix = (int64_t)time(NULL);
 }
 
-/* Tells the listener about a change of (up, generation) since its last call.
- * Level-triggered: whoever changed the state calls this afterwards, and the
- * listener always ends up told the current state, in order. */
-static void notify(km_pool *p, penclave *e) {
-    pthread_mutex_lock(&p->notify_mu);
-    pthread_mutex_lock(&e->mu);
-    int up = connected_locked(e);
-    uint64_t gen = e->generation;
-    pthread_mutex_unlock(&e->mu);
+/* Asks the notifier thread to compare e's state with what the listener was
+ * last told. Connection threads never call the listener themselves: a
+ * listener that calls km_pool_call could be routed to the very connection
+ * whose thread is calling it, before that thread reads responses. */
+static void mark_dirty(km_pool *p, penclave *e) {
     pthread_mutex_lock(&p->mu);
-    void (*fn)(void *, uint32_t, int, uint64_t) = p->stopping ? NULL : p->listener;
-    void *arg = p->listener_arg;
-    int stopping = p->stopping;
+    e->dirty = 1;
+    pthread_cond_broadcast(&p->notify_cv);
     pthread_mutex_unlock(&p->mu);
-    if (!stopping && (up != e->reported_up || (up && gen != e->reported_gen))) {
-        e->reported_up = up;
-        if (up) e->reported_gen = gen;
-        if (fn) fn(arg, e->id, up, gen);
+}
+
+/* Level-triggered: the listener always ends up told the current (up,
+ * generation) of every enclave, in order, from this one thread. */
+static void *notifier_main(void *arg) {
+    km_pool *p = arg;
+    size_t next = 0; /* round robin: a flapping enclave cannot starve the others */
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        penclave *e = NULL;
+        while (!p->stopping) {
+            for (size_t k = 0; k < p->n && !e; k++)
+                if (p->enc[(next + k) % p->n].dirty) {
+                    e = &p->enc[(next + k) % p->n];
+                    next = (next + k + 1) % p->n;
+                }
+            if (e) break;
+            pthread_cond_wait(&p->notify_cv, &p->mu);
+        }
+        if (p->stopping) break;
+        e->dirty = 0;
+        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_lock(&e->mu);
+        int up = connected_locked(e);
+        uint64_t gen = e->generation;
+        pthread_mutex_unlock(&e->mu);
+        pthread_mutex_lock(&p->mu);
+        void (*fn)(void *, uint32_t, int, uint64_t) = p->listener;
+        void *larg = p->listener_arg;
+        pthread_mutex_unlock(&p->mu);
+        if (up != e->reported_up || (up && gen != e->reported_gen)) {
+            e->reported_up = up;
+            if (up) e->reported_gen = gen;
+            if (fn) fn(larg, e->id, up, gen);
+        }
+        pthread_mutex_lock(&p->mu);
     }
-    pthread_mutex_unlock(&p->notify_mu);
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
 }
 
 /* ---- connection thread ---------------------------------------------------- */
@@ -385,10 +416,10 @@ static void *conn_main(void *arg) {
             continue;
         }
         backoff = p->cfg.backoff_min_ms;
-        notify(p, e);
+        mark_dirty(p, e);
         err = conn_read_loop(c);
         conn_teardown(c, err);
-        notify(p, e);
+        mark_dirty(p, e);
         if (pool_sleep(p, backoff / 2 + jitter_next(&rng) % (backoff - backoff / 2 + 1))) break;
     }
     return NULL;
@@ -608,7 +639,7 @@ static void pool_free(km_pool *p) {
     km_secret_free(p->cred);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
-    pthread_mutex_destroy(&p->notify_mu);
+    pthread_cond_destroy(&p->notify_cv);
     free(p);
 }
 
@@ -617,6 +648,7 @@ void km_pool_destroy(km_pool *p) {
     pthread_mutex_lock(&p->mu);
     p->stopping = 1;
     pthread_cond_broadcast(&p->cv);
+    pthread_cond_broadcast(&p->notify_cv);
     pthread_mutex_unlock(&p->mu);
     /* Breaking the streams wakes the readers, which fail every waiting caller. */
     for (size_t i = 0; i < p->n; i++) {
@@ -632,6 +664,7 @@ void km_pool_destroy(km_pool *p) {
         pthread_cond_wait(&p->cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
     if (p->health_started) pthread_join(p->health, NULL);
+    if (p->notifier_started) pthread_join(p->notifier, NULL);
     for (size_t i = 0; i < p->n; i++) {
         penclave *e = &p->enc[i];
         for (unsigned j = 0; e->conns && j < e->nconns; j++)
@@ -668,8 +701,8 @@ km_err km_pool_create(km_pool **out, km_ctx *ctx, const km_pool_config *cfg,
     if (!p) return KM_ERR_NOMEM;
     p->ctx = ctx;
     p->cfg = c;
-    if (pthread_mutex_init(&p->mu, NULL) != 0 || pthread_mutex_init(&p->notify_mu, NULL) != 0 ||
-        cond_init(&p->cv) != 0) {
+    if (pthread_mutex_init(&p->mu, NULL) != 0 || cond_init(&p->cv) != 0 ||
+        pthread_cond_init(&p->notify_cv, NULL) != 0) {
         free(p); /* glibc's init of these allocates nothing */
         return KM_ERR_NOMEM;
     }
@@ -711,6 +744,12 @@ km_err km_pool_create(km_pool **out, km_ctx *ctx, const km_pool_config *cfg,
             else
                 pc->thread_started = 1;
         }
+    if (!err) {
+        if (pthread_create(&p->notifier, NULL, notifier_main, p) != 0)
+            err = KM_ERR_IO;
+        else
+            p->notifier_started = 1;
+    }
     if (!err) {
         if (pthread_create(&p->health, NULL, health_main, p) != 0)
             err = KM_ERR_IO;

@@ -32,7 +32,7 @@
  *
  * Threads: every function except km_pool_create and km_pool_destroy may be
  * called from many threads at once. The pool runs conns_per_enclave threads
- * per enclave plus one health thread.
+ * per enclave, one health thread and one notifier thread.
  */
 #ifndef KEYMELD_GATEWAY_POOL_H
 #define KEYMELD_GATEWAY_POOL_H
@@ -179,11 +179,15 @@ uint64_t km_pool_generation(km_pool *p, uint32_t enclave_id);
 
 /** Register (fn non-NULL) or remove (fn NULL) the one listener for enclave
  *  state changes: called with up = 1 when an enclave becomes reachable or its
- *  generation changes, up = 0 when its last connection goes down. It runs on
- *  a pool thread with no pool lock held (it may call km_pool_call, but a slow
- *  listener delays the next notification); calls for one pool are
- *  serialised, and the last call always reflects the current state (a
- *  down-and-up faster than the listener may be reported only as its outcome).
+ *  generation changes, up = 0 when its last connection goes down.
+ *
+ *  It runs on the pool's notifier thread (one call at a time, in order) with
+ *  no pool lock held, so it may call km_pool_call, km_pool_status_get and
+ *  friends (never km_pool_destroy); while it runs, later notifications wait.
+ *  Notifications are level-triggered: the last call always reflects the
+ *  current state, but a down-and-up faster than the listener may be reported
+ *  only as its outcome (a restart is never lost: it changes the generation).
+ *  No calls are made once km_pool_destroy has begun.
  *  In: fn, arg: callback and its argument (arg is passed through).
  */
 void km_pool_set_listener(km_pool *p, void (*fn)(void *arg, uint32_t enclave_id, int up, uint64_t generation),
