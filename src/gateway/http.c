@@ -36,6 +36,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,8 +105,9 @@ struct km_http_server {
     km_rq *waiters[SEQ_SLOTS];
     km_rq **heap; /* min-heap on deadline; capacity max_connections (a waiter is a connection) */
     size_t heap_len, heap_cap;
-    size_t live_parked; /* parked at some point and not yet completed */
-    size_t resuming;    /* taken out of the table, MHD_resume_connection not yet returned */
+    size_t live_parked;        /* parked at some point and not yet completed */
+    size_t resuming;           /* taken out of the table, MHD_resume_connection not yet returned */
+    atomic_ullong answered[6]; /* responses queued, by status class ([1] = 1xx ... [5] = 5xx) */
 };
 
 static const char *const JSON_TYPE = "application/json";
@@ -316,6 +318,11 @@ void km_http_notify(km_http_server *s, const char *key) {
     resume_list(s, list);
 }
 
+void km_http_counts(km_http_server *s, uint64_t out[6]) {
+    for (int i = 0; i < 6; i++)
+        out[i] = atomic_load(&s->answered[i]);
+}
+
 size_t km_http_waiting(km_http_server *s) {
     pthread_mutex_lock(&s->mu);
     size_t n = s->heap_len;
@@ -468,6 +475,7 @@ static enum MHD_Result send_response(km_rq *rq, km_http_response *resp) {
         ok = add_header(r, resp->extra_header_name, resp->extra_header_value);
     enum MHD_Result ret = ok ? MHD_queue_response(rq->conn, (unsigned)resp->status, r) : MHD_NO;
     MHD_destroy_response(r);
+    if (ret == MHD_YES) atomic_fetch_add(&rq->srv->answered[resp->status / 100], 1);
     return ret;
 }
 

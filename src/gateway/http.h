@@ -178,6 +178,12 @@ void km_http_notify(km_http_server *s, const char *key) KM_NONNULL(1, 2);
  *  Returns: the count at the time of the call. In: s: a running server. */
 size_t km_http_waiting(km_http_server *s) KM_NONNULL(1);
 
+/** Responses this server has queued since it started, by status class:
+ *  out[1] 1xx ... out[5] 5xx (out[0] is unused, 0). Errors that libmicrohttpd
+ *  answers by itself (malformed requests) are not counted.
+ *  In: s: a running server. Out: out: 6 counters. */
+void km_http_counts(km_http_server *s, uint64_t out[6]) KM_NONNULL(1, 2);
+
 /** Stop the server and free it.
  *
  *  Every waiting request is resumed first and gets its handler's answer (the
