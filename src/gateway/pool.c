@@ -230,8 +230,8 @@ static void apply_info_locked(penclave *e, const info *in, int fresh, int64_t no
                boot >= e->boot_ms - KM_POOL_RESTART_SLACK_MS) {
         e->boot_ms = boot;
     } else {
-        /* An answer from an older process than the current one (it may
-         * still serve an old connection): not a status to show. */
+        /* A ping answer that does not fit the current process (an older
+         * one still serving an old connection): not a status to show. */
         return;
     }
     memcpy(e->fingerprint, in->fp, 32);

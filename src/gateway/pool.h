@@ -15,7 +15,9 @@
  * process) and then increments the enclave's generation BEFORE the new
  * connection takes any call, and tells the listener. The generation is 0 until
  * the first successful INFO, then 1. Every new connection runs INFO before it
- * takes calls, and a health thread repeats INFO every health_interval_ms.
+ * takes calls, and a health thread repeats INFO every health_interval_ms over
+ * a live connection (to refresh the status; it pings the enclaves one after
+ * the other, so a hung enclave delays the others' pings, never their calls).
  * Limitation: a process that restarts less than KM_POOL_RESTART_SLACK_MS after
  * the previous one started cannot be told apart from it by uptime.
  *
@@ -119,7 +121,8 @@ void km_pool_destroy(km_pool *p);
  *           *code and the response body in resp;
  *           KM_ERR_NOT_FOUND: no enclave with this id;
  *           KM_ERR_IO: no connection is up, the connection broke before the
- *           answer, or call_timeout_ms passed;
+ *           answer, call_timeout_ms passed, or the pool is being destroyed
+ *           (see km_pool_status_get's last_error for which);
  *           KM_ERR_ARG: NULL pointer (body may be NULL only when len is 0) or
  *           len above the frame limit; KM_ERR_NOMEM.
  *  Args:    p: the pool.
