@@ -10,16 +10,14 @@
  *
  * Restarts. An enclave that restarts keeps its identity (same public key,
  * unsealed from its state) but loses every in-memory session and key. The
- * pool detects it from INFO's uptime (boot time = now - uptime; a boot time
- * more than KM_POOL_RESTART_SLACK_MS later than the one seen before is a new
- * process) and then increments the enclave's generation BEFORE the new
+ * pool detects it from INFO's boot id (random per enclave process; a new id
+ * on a new connection is a new process, however fast the restart) and then
+ * increments the enclave's generation BEFORE the new
  * connection takes any call, and tells the listener. The generation is 0 until
  * the first successful INFO, then 1. Every new connection runs INFO before it
  * takes calls, and a health thread repeats INFO every health_interval_ms over
  * a live connection (to refresh the status; it pings the enclaves one after
  * the other, so a hung enclave delays the others' pings, never their calls).
- * Limitation: a process that restarts less than KM_POOL_RESTART_SLACK_MS after
- * the previous one started cannot be told apart from it by uptime.
  *
  * Failures. A call is NEVER re-sent by the pool: when the connection breaks
  * or the timeout passes, the caller gets KM_ERR_IO and does not know whether
@@ -55,7 +53,7 @@ extern "C" {
 /** Boot times (now - uptime) closer than this are taken to be one process:
  *  uptime has a resolution of one second and the clocks of gateway and
  *  enclave are read at slightly different moments. */
-#define KM_POOL_RESTART_SLACK_MS 2000
+#define KM_POOL_RESTART_SLACK_MS 2000 /**< tolerance of the boot-time estimate shown in the status */
 
 typedef struct km_pool km_pool;
 
