@@ -33,9 +33,10 @@ int km_gw_auth(km_gateway *gw, km_store *st, const km_http_request *req, const u
     const char *hnonce = km_http_header(req, KM_GW_HDR_NONCE);
     const char *hsig = km_http_header(req, KM_GW_HDR_SIGNATURE);
     if (!hkey || !hts || !hnonce || !hsig)
-        return deny(gw, resp, 401, "auth_missing",
-                    "this call must be signed: headers X-KeyMeld-Key, X-KeyMeld-Timestamp, X-KeyMeld-Nonce and "
-                    "X-KeyMeld-Signature are required");
+        return deny(
+            gw, resp, 401, "auth_missing",
+            "this call must be signed: headers X-KeyMeld-Key, X-KeyMeld-Timestamp, X-KeyMeld-Nonce and "
+            "X-KeyMeld-Signature are required");
     unsigned char key[32], sig[64];
     km_reqauth_req r;
     memset(&r, 0, sizeof r);
@@ -68,15 +69,15 @@ int km_gw_auth(km_gateway *gw, km_store *st, const km_http_request *req, const u
     if (err) return deny(gw, resp, 401, "auth_invalid", "the request signature does not verify");
     /* Only a valid signature may enter the replay cache, so nobody can fill it
      * with junk; and only after it is recorded (durably) is the request acted on. */
-    if (which == n_allowed)
-        return deny(gw, resp, 403, "auth_forbidden", "this key may not make this call");
+    if (which == n_allowed) return deny(gw, resp, 403, "auth_forbidden", "this key may not make this call");
     unsigned char pk33[33];
     pk33[0] = 0x02;
     memcpy(pk33 + 1, key, 32);
     int64_t window = (int64_t)gw->cfg.auth_window_seconds;
     err = km_store_replay_insert(st, pk33, r.nonce, sizeof r.nonce, now, (int64_t)r.timestamp + window + 1);
     if (err == KM_ERR_DUPLICATE)
-        return deny(gw, resp, 401, "auth_replayed", "this signed request was already used (nonce seen before)");
+        return deny(gw, resp, 401, "auth_replayed",
+                    "this signed request was already used (nonce seen before)");
     if (err) {
         km_http_error(resp, 503, "store_unavailable", "cannot record the request nonce");
         return 0;

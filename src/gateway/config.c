@@ -112,7 +112,8 @@ static km_err load_enclaves(km_gw_config *cfg, json_t *arr, char *msg, size_t ms
                     err = fail(msg, msg_len, "'%s' must start with unix:, tcp: or vsock:", name);
                 have |= 2;
             } else if (!strcmp(key, "public_key")) {
-                if (!json_is_string(v) || km_hex_decode(ec->pubkey, 33, json_string_value(v), json_string_length(v)))
+                if (!json_is_string(v) ||
+                    km_hex_decode(ec->pubkey, 33, json_string_value(v), json_string_length(v)))
                     err = fail(msg, msg_len, "'%s' must be 66 hex digits (compressed point)", name);
                 else
                     err = KM_OK;
@@ -135,13 +136,15 @@ typedef struct uint_opt {
     size_t size;
     uint64_t lo, hi;
 } uint_opt;
-#define OPT(field, lo, hi) {#field, offsetof(km_gw_config, field), sizeof(((km_gw_config *)0)->field), lo, hi}
+#define OPT(field, lo, hi)                                                                                   \
+    { #field, offsetof(km_gw_config, field), sizeof(((km_gw_config *)0)->field), lo, hi }
 static const uint_opt UINT_OPTS[] = {
-    OPT(max_body_bytes, 1024, 64u << 20),  OPT(max_wait_seconds, 0, 600),     OPT(auth_window_seconds, 5, 3600),
-    OPT(max_participants, 1, 1000),        OPT(max_timeout_seconds, 1, 30 * 86400),
-    OPT(http_threads, 1, 256),             OPT(http_max_connections, 4, 65536),
-    OPT(coordinator_workers, 1, 256),      OPT(enclave_connections, 1, 16),
-    OPT(enclave_timeout_ms, 100, 600000), OPT(retry_max_ms, 100, 600000),
+    OPT(max_body_bytes, 1024, 64u << 20),    OPT(max_wait_seconds, 0, 600),
+    OPT(auth_window_seconds, 5, 3600),       OPT(max_participants, 1, 1000),
+    OPT(max_timeout_seconds, 1, 30 * 86400), OPT(http_threads, 1, 256),
+    OPT(http_max_connections, 4, 65536),     OPT(coordinator_workers, 1, 256),
+    OPT(enclave_connections, 1, 16),         OPT(enclave_timeout_ms, 100, 600000),
+    OPT(retry_max_ms, 100, 600000),
 };
 #undef OPT
 
@@ -205,7 +208,8 @@ km_err km_gw_config_load_env(km_gw_config *cfg, char *msg, size_t msg_len) {
     if (v && km_gw_config_set_listen(cfg, v)) return fail(msg, msg_len, "KEYMELD_LISTEN must be HOST:PORT");
     v = getenv("KEYMELD_DATABASE");
     if (v) {
-        if (!*v || strlen(v) >= sizeof cfg->database) return fail(msg, msg_len, "KEYMELD_DATABASE is empty or too long");
+        if (!*v || strlen(v) >= sizeof cfg->database)
+            return fail(msg, msg_len, "KEYMELD_DATABASE is empty or too long");
         snprintf(cfg->database, sizeof cfg->database, "%s", v);
     }
     v = getenv("KEYMELD_GATEWAY_KEY_FILE");

@@ -15,31 +15,31 @@
 
 typedef struct km_gw_enclave_cfg {
     uint32_t id;
-    char address[256];         /**< "unix:/path", "tcp:host:port" or "vsock:cid:port" */
-    unsigned char pubkey[33];  /**< pinned enclave key (compressed) */
+    char address[256];        /**< "unix:/path", "tcp:host:port" or "vsock:cid:port" */
+    unsigned char pubkey[33]; /**< pinned enclave key (compressed) */
 } km_gw_enclave_cfg;
 
 typedef struct km_gw_config {
-    char listen_host[64];   /**< "127.0.0.1" */
-    uint16_t listen_port;   /**< 0: ephemeral */
+    char listen_host[64]; /**< "127.0.0.1" */
+    uint16_t listen_port; /**< 0: ephemeral */
     char database[KM_GW_PATH_MAX];
     char gateway_key_file[KM_GW_PATH_MAX];
     size_t n_enclaves;
     km_gw_enclave_cfg enclaves[KM_GW_MAX_ENCLAVES];
     /* limits */
-    size_t max_body_bytes;         /**< larger request bodies get 413 */
-    unsigned max_wait_seconds;     /**< cap of ?wait= (long poll) */
-    unsigned auth_window_seconds;  /**< allowed clock skew of signed requests */
-    unsigned max_participants;     /**< per keygen */
-    unsigned max_timeout_seconds;  /**< largest session timeout a client may ask for */
+    size_t max_body_bytes;        /**< larger request bodies get 413 */
+    unsigned max_wait_seconds;    /**< cap of ?wait= (long poll) */
+    unsigned auth_window_seconds; /**< allowed clock skew of signed requests */
+    unsigned max_participants;    /**< per keygen */
+    unsigned max_timeout_seconds; /**< largest session timeout a client may ask for */
     /* threads */
     unsigned http_threads;
     unsigned http_max_connections;
     unsigned coordinator_workers;
     /* enclave pool */
-    unsigned enclave_connections;  /**< per enclave */
+    unsigned enclave_connections; /**< per enclave */
     unsigned enclave_timeout_ms;
-    unsigned retry_max_ms;         /**< cap of the coordinator's retry backoff */
+    unsigned retry_max_ms; /**< cap of the coordinator's retry backoff */
 } km_gw_config;
 
 /** Fill cfg with the defaults (no enclaves, no database). */

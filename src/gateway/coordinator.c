@@ -29,8 +29,13 @@
 #include "keymeld/hex.h"
 #include "keymeld/protocol.h"
 
-enum { T_KEYGEN = KM_STORE_KEYGEN, T_SIGNING = KM_STORE_SIGNING, T_KEYSIGN = KM_STORE_KEYSIGN, T_RESTORE = 10,
-       T_SWEEP = 11 };
+enum {
+    T_KEYGEN = KM_STORE_KEYGEN,
+    T_SIGNING = KM_STORE_SIGNING,
+    T_KEYSIGN = KM_STORE_KEYSIGN,
+    T_RESTORE = 10,
+    T_SWEEP = 11
+};
 enum { QUEUED = 0, RUNNING = 1 };
 /* What a step run reports. */
 enum { R_DONE = 0, R_RETRY = 1 };
@@ -99,8 +104,8 @@ static void notify(km_gateway *gw, km_store_kind kind, const unsigned char id[16
 /* An enclave call for the coordinator. Returns KM_OK when the enclave
  * answered (status in *code, detail text of a refusal in t->last_error), or
  * the transport error. */
-static km_err call(km_gateway *gw, task *t, uint32_t enclave_id, uint16_t cmd, const km_buf *body, km_buf *reply,
-                   km_err *code) {
+static km_err call(km_gateway *gw, task *t, uint32_t enclave_id, uint16_t cmd, const km_buf *body,
+                   km_buf *reply, km_err *code) {
     uint16_t status = 0;
     *code = KM_ERR__COUNT;
     km_err err = km_pool_call(gw->pool, enclave_id, cmd, body->data, body->len, &status, reply);
@@ -114,8 +119,8 @@ static km_err call(km_gateway *gw, task *t, uint32_t enclave_id, uint16_t cmd, c
         char detail[KM_MSG_DETAIL_MAX + 1] = "";
         km_msg m = {KM_MSG_RESPONSE, 0, status, reply->data, reply->len};
         if (km_msg_error_detail(&m, detail, sizeof detail) != KM_OK) detail[0] = '\0';
-        snprintf(t->last_error, sizeof t->last_error, "enclave %u refused %s: %s%s%s", enclave_id, km_cmd_name(cmd),
-                 km_err_name((km_err)status), detail[0] ? ": " : "", detail);
+        snprintf(t->last_error, sizeof t->last_error, "enclave %u refused %s: %s%s%s", enclave_id,
+                 km_cmd_name(cmd), km_err_name((km_err)status), detail[0] ? ": " : "", detail);
     }
     return KM_OK;
 }
@@ -157,8 +162,8 @@ static size_t enclaves_of(const km_store_assignment *as, size_t n, uint32_t *out
 }
 
 /* "u16 n | vbytes record*n" of the registrations' participant records. */
-static km_err registration_records(km_store *st, const unsigned char keygen_id[16], const km_store_assignment *as,
-                                   size_t n, km_buf *out) {
+static km_err registration_records(km_store *st, const unsigned char keygen_id[16],
+                                   const km_store_assignment *as, size_t n, km_buf *out) {
     km_err err = km_buf_put_u16(out, (uint16_t)n);
     for (size_t i = 0; !err && i < n; i++) {
         km_buf rec;
@@ -171,7 +176,8 @@ static km_err registration_records(km_store *st, const unsigned char keygen_id[1
     return err;
 }
 
-static void fail_session(km_gateway *gw, km_store *st, int kind, const unsigned char id[16], const char *reason) {
+static void fail_session(km_gateway *gw, km_store *st, int kind, const unsigned char id[16],
+                         const char *reason) {
     km_err err;
     int64_t now = km_gw_now();
     if (kind == T_KEYGEN)
@@ -271,8 +277,8 @@ out:
 /* ---- signing -------------------------------------------------------------- */
 
 /* Count of participants that must approve, and whether all have. */
-static km_err approvals_complete(km_store *st, const km_store_signing *s, const km_store_assignment *as, size_t n,
-                                 int *complete) {
+static km_err approvals_complete(km_store *st, const km_store_signing *s, const km_store_assignment *as,
+                                 size_t n, int *complete) {
     *complete = 1;
     for (size_t i = 0; i < n; i++) {
         unsigned char ak[32];
@@ -285,7 +291,8 @@ static km_err approvals_complete(km_store *st, const km_store_signing *s, const 
 }
 
 /* "u16 n | vbytes record*n" of the stored records of one kind. */
-static km_err stored_records(km_store *st, const unsigned char id[16], km_store_record_kind kind, km_buf *out) {
+static km_err stored_records(km_store *st, const unsigned char id[16], km_store_record_kind kind,
+                             km_buf *out) {
     size_t n = 0;
     km_store_record one;
     km_err err = km_store_signing_records(st, id, kind, &one, 0, &n);
@@ -307,7 +314,8 @@ static km_err stored_records(km_store *st, const unsigned char id[16], km_store_
 
 /* Store each record of a reply "u16 n | vbytes record*n"; a record starts
  * with its user id (PROTOCOL.md 5.3). */
-static km_err put_records(km_store *st, const unsigned char id[16], km_store_record_kind kind, const km_buf *reply) {
+static km_err put_records(km_store *st, const unsigned char id[16], km_store_record_kind kind,
+                          const km_buf *reply) {
     km_cursor c;
     uint16_t n;
     km_cursor_init(&c, reply->data, reply->len);
@@ -329,8 +337,9 @@ static km_err put_records(km_store *st, const unsigned char id[16], km_store_rec
  * fresh nonces. A partial signature is never requested over other nonces. */
 static int restart_round(km_gateway *gw, km_store *st, task *t, const uint32_t *encs, size_t m) {
     if (++t->restarts > MAX_RESTARTS) {
-        char reason[KM_STORE_REASON_MAX];
+        char reason[KM_STORE_REASON_MAX + 160];
         snprintf(reason, sizeof reason, "signing round lost %u times (%s)", MAX_RESTARTS, t->last_error);
+        reason[KM_STORE_REASON_MAX - 1] = '\0';
         fail_session(gw, st, T_SIGNING, t->id, reason);
         return R_DONE;
     }
@@ -341,7 +350,8 @@ static int restart_round(km_gateway *gw, km_store *st, task *t, const uint32_t *
     if (km_buf_put_u8(&body, 2) || km_buf_put(&body, t->id, 16)) rc = R_RETRY;
     for (size_t i = 0; rc == R_DONE && i < m; i++) {
         km_err code;
-        if (!km_coord_enclave_ready(gw, encs[i]) || call(gw, t, encs[i], KM_CMD_SESSION_CLEAR, &body, &reply, &code))
+        if (!km_coord_enclave_ready(gw, encs[i]) ||
+            call(gw, t, encs[i], KM_CMD_SESSION_CLEAR, &body, &reply, &code))
             rc = R_RETRY; /* must reach every enclave before new nonces exist */
     }
     if (rc == R_DONE && km_store_signing_restart_round(st, t->id, km_gw_now()) != KM_OK) rc = R_RETRY;
@@ -352,139 +362,169 @@ static int restart_round(km_gateway *gw, km_store *st, task *t, const uint32_t *
     return rc;
 }
 
-static int run_signing(km_gateway *gw, km_store *st, task *t) {
+/* What one step of a signing session did. */
+enum { S_NEXT, S_WAIT, S_RETRY, S_END };
+
+/* Everything a signing step needs. */
+typedef struct signing_ctx {
+    km_gateway *gw;
+    km_store *st;
+    task *t;
     km_store_signing s;
-    km_store_assignment *as = NULL;
-    size_t n = 0;
-    int rc = R_DONE;
-    km_buf body, reply;
-    km_buf_init(&body);
-    km_buf_init(&reply);
-    if (km_store_signing_get(st, t->id, &s) != KM_OK) return R_DONE;
+    km_store_assignment *as;
+    size_t n;
     uint32_t encs[KM_GW_MAX_ENCLAVES];
-    size_t m = 0;
-    km_err err = load_assignments(st, s.keygen_id, &as, &n);
+    size_t m;
+    km_buf body, reply;
+} signing_ctx;
+
+/* An enclave refused: the session fails with the enclave's words (e.g.
+ * "... invalid partial signature from participant <uuid>"). */
+static int refused(signing_ctx *x) {
+    fail_session(x->gw, x->st, T_SIGNING, x->t->id, x->t->last_error);
+    return S_END;
+}
+
+static int step_approvals(signing_ctx *x) {
+    int complete;
+    if (approvals_complete(x->st, &x->s, x->as, x->n, &complete) != KM_OK) return S_RETRY;
+    if (!complete) return S_WAIT;
+    return km_store_signing_set_state(x->st, x->t->id, KM_SIGNING_NONCES, NULL, km_gw_now()) ? S_RETRY
+                                                                                             : S_NEXT;
+}
+
+/* Round 1 on every enclave (each returns its participants' signed, sealed
+ * nonce records), then relay the stored approvals to the users' enclaves. */
+static int step_nonces(signing_ctx *x) {
+    km_err code, err = km_buf_put(&x->body, x->s.keygen_id, 16);
+    if (!err) err = km_buf_put(&x->body, x->t->id, 16);
+    if (!err) err = km_gw_put_vbytes(&x->body, x->s.items.data, x->s.items.len);
+    if (err) return S_RETRY;
+    for (size_t i = 0; i < x->m; i++) {
+        if (call(x->gw, x->t, x->encs[i], KM_CMD_SIGN_INIT, &x->body, &x->reply, &code)) return S_RETRY;
+        if (code != KM_OK) return refused(x);
+        err = put_records(x->st, x->t->id, KM_RECORD_NONCE, &x->reply);
+        /* Other nonces than the stored ones: that enclave lost the round. */
+        if (err == KM_ERR_DUPLICATE)
+            return restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
+        if (err) return S_RETRY;
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        km_buf sig;
+        km_buf_init(&sig);
+        int rc = S_NEXT;
+        if (km_store_approval_get(x->st, x->t->id, x->as[i].user_id, &sig) == KM_OK && sig.len == 64) {
+            x->body.len = 0;
+            if (km_buf_put(&x->body, x->t->id, 16) || km_buf_put(&x->body, x->as[i].user_id, 16) ||
+                km_buf_put(&x->body, sig.data, 64) ||
+                call(x->gw, x->t, x->as[i].enclave_id, KM_CMD_SIGN_APPROVE, &x->body, &x->reply, &code))
+                rc = S_RETRY;
+            else if (code != KM_OK)
+                rc = refused(x);
+        }
+        km_buf_free(&sig);
+        if (rc != S_NEXT) return rc;
+    }
+    return km_store_signing_set_state(x->st, x->t->id, KM_SIGNING_PARTIALS, NULL, km_gw_now()) ? S_RETRY
+                                                                                               : S_NEXT;
+}
+
+/* Round 2: every enclave gets every nonce record and signs its units. */
+static int step_partials(signing_ctx *x) {
+    km_err code, err = km_buf_put(&x->body, x->t->id, 16);
+    if (!err) err = stored_records(x->st, x->t->id, KM_RECORD_NONCE, &x->body);
+    if (err) return S_RETRY;
+    for (size_t i = 0; i < x->m; i++) {
+        if (call(x->gw, x->t, x->encs[i], KM_CMD_SIGN_PARTIAL, &x->body, &x->reply, &code)) return S_RETRY;
+        /* The enclave no longer knows the round (restart) or holds other
+         * nonces: start over with fresh nonces everywhere. */
+        if (code == KM_ERR_NOT_FOUND || code == KM_ERR_NONCE_REUSE)
+            return restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
+        if (code != KM_OK) return refused(x);
+        err = put_records(x->st, x->t->id, KM_RECORD_PARTIAL, &x->reply);
+        if (err == KM_ERR_DUPLICATE)
+            return restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
+        if (err) return S_RETRY;
+    }
+    return km_store_signing_set_state(x->st, x->t->id, KM_SIGNING_FINALIZING, NULL, km_gw_now()) ? S_RETRY
+                                                                                                 : S_NEXT;
+}
+
+/* One enclave verifies every partial signature, aggregates, verifies the
+ * result and seals it for the client. */
+static int step_finalize(signing_ctx *x) {
+    km_err code, err = km_buf_put(&x->body, x->t->id, 16);
+    if (!err) err = stored_records(x->st, x->t->id, KM_RECORD_NONCE, &x->body);
+    if (!err) err = stored_records(x->st, x->t->id, KM_RECORD_PARTIAL, &x->body);
+    if (err || call(x->gw, x->t, x->encs[0], KM_CMD_SIGN_FINALIZE, &x->body, &x->reply, &code))
+        return S_RETRY;
+    if (code == KM_ERR_NOT_FOUND) return restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
+    if (code != KM_OK) return refused(x);
+    if (km_store_signing_complete(x->st, x->t->id, x->reply.data, x->reply.len, km_gw_now())) return S_RETRY;
+    atomic_fetch_add(&x->gw->metrics.sessions_completed[1], 1);
+    return S_END;
+}
+
+static int run_signing(km_gateway *gw, km_store *st, task *t) {
+    signing_ctx x;
+    memset(&x, 0, sizeof x);
+    x.gw = gw;
+    x.st = st;
+    x.t = t;
+    km_buf_init(&x.body);
+    km_buf_init(&x.reply);
+    int rc = S_RETRY;
+    km_err err = km_store_signing_get(st, t->id, &x.s);
     if (err) {
-        rc = err == KM_ERR_NOT_FOUND ? R_DONE : R_RETRY;
+        rc = err == KM_ERR_NOT_FOUND ? S_END : S_RETRY;
         goto out;
     }
-    m = enclaves_of(as, n, encs);
-    for (int step = 0; step < 8 && rc == R_DONE; step++) {
-        if (km_store_signing_get(st, t->id, &s) != KM_OK) break;
-        if (s.state == KM_SIGNING_COMPLETED || s.state == KM_SIGNING_FAILED) break;
-        for (size_t i = 0; i < m; i++)
-            if (!km_coord_enclave_ready(gw, encs[i])) {
-                snprintf(t->last_error, sizeof t->last_error, "enclave %u not ready", encs[i]);
-                rc = R_RETRY;
-            }
-        if (rc != R_DONE) break;
-        body.len = 0;
-        km_err code = KM_OK;
-        if (s.state == KM_SIGNING_COLLECTING_APPROVALS) {
-            int complete;
-            if (approvals_complete(st, &s, as, n, &complete) != KM_OK) {
-                rc = R_RETRY;
-                break;
-            }
-            if (!complete) break; /* waiting for approvals */
-            if (km_store_signing_set_state(st, t->id, KM_SIGNING_NONCES, NULL, km_gw_now()) != KM_OK) rc = R_RETRY;
-        } else if (s.state == KM_SIGNING_NONCES) {
-            /* Round 1 on every enclave, then relay the approvals. */
-            err = km_buf_put(&body, s.keygen_id, 16);
-            if (!err) err = km_buf_put(&body, t->id, 16);
-            if (!err) err = km_gw_put_vbytes(&body, s.items.data, s.items.len);
-            for (size_t i = 0; !err && i < m; i++) {
-                if (call(gw, t, encs[i], KM_CMD_SIGN_INIT, &body, &reply, &code) != KM_OK) {
-                    rc = R_RETRY;
-                    break;
-                }
-                if (code != KM_OK) break;
-                err = put_records(st, t->id, KM_RECORD_NONCE, &reply);
-                if (err == KM_ERR_DUPLICATE) { /* other nonces than stored: a lost round */
-                    rc = restart_round(gw, st, t, encs, m);
-                    err = KM_OK;
-                    code = KM_ERR__COUNT; /* handled */
-                    break;
-                }
-            }
-            if (err) rc = R_RETRY;
-            if (rc != R_DONE || code == KM_ERR__COUNT) continue;
-            if (code != KM_OK) {
-                fail_session(gw, st, T_SIGNING, t->id, t->last_error);
-                break;
-            }
-            for (size_t i = 0; i < n && rc == R_DONE; i++) {
-                km_buf sig;
-                km_buf_init(&sig);
-                if (km_store_approval_get(st, t->id, as[i].user_id, &sig) == KM_OK && sig.len == 64) {
-                    body.len = 0;
-                    if (km_buf_put(&body, t->id, 16) || km_buf_put(&body, as[i].user_id, 16) ||
-                        km_buf_put(&body, sig.data, 64) ||
-                        call(gw, t, as[i].enclave_id, KM_CMD_SIGN_APPROVE, &body, &reply, &code) != KM_OK)
-                        rc = R_RETRY;
-                    else if (code != KM_OK)
-                        fail_session(gw, st, T_SIGNING, t->id, t->last_error), code = KM_ERR__COUNT;
-                }
-                km_buf_free(&sig);
-                if (code == KM_ERR__COUNT) break;
-            }
-            if (rc != R_DONE || code == KM_ERR__COUNT) break;
-            if (km_store_signing_set_state(st, t->id, KM_SIGNING_PARTIALS, NULL, km_gw_now()) != KM_OK) rc = R_RETRY;
-        } else if (s.state == KM_SIGNING_PARTIALS) {
-            err = km_buf_put(&body, t->id, 16);
-            if (!err) err = stored_records(st, t->id, KM_RECORD_NONCE, &body);
-            for (size_t i = 0; !err && i < m; i++) {
-                if (call(gw, t, encs[i], KM_CMD_SIGN_PARTIAL, &body, &reply, &code) != KM_OK) {
-                    rc = R_RETRY;
-                    break;
-                }
-                if (code != KM_OK) break;
-                err = put_records(st, t->id, KM_RECORD_PARTIAL, &reply);
-            }
-            if (err) rc = err == KM_ERR_DUPLICATE ? restart_round(gw, st, t, encs, m) : R_RETRY;
-            if (rc != R_DONE || err) continue;
-            if (code == KM_ERR_NOT_FOUND || code == KM_ERR_NONCE_REUSE) {
-                rc = restart_round(gw, st, t, encs, m);
-                continue;
-            }
-            if (code != KM_OK) {
-                fail_session(gw, st, T_SIGNING, t->id, t->last_error);
-                break;
-            }
-            if (km_store_signing_set_state(st, t->id, KM_SIGNING_FINALIZING, NULL, km_gw_now()) != KM_OK)
-                rc = R_RETRY;
-        } else if (s.state == KM_SIGNING_FINALIZING) {
-            err = km_buf_put(&body, t->id, 16);
-            if (!err) err = stored_records(st, t->id, KM_RECORD_NONCE, &body);
-            if (!err) err = stored_records(st, t->id, KM_RECORD_PARTIAL, &body);
-            if (err || call(gw, t, encs[0], KM_CMD_SIGN_FINALIZE, &body, &reply, &code) != KM_OK) {
-                rc = R_RETRY;
-                break;
-            }
-            if (code == KM_ERR_NOT_FOUND) {
-                rc = restart_round(gw, st, t, encs, m);
-                continue;
-            }
-            if (code != KM_OK) {
-                /* e.g. "invalid partial signature from participant <uuid>" */
-                fail_session(gw, st, T_SIGNING, t->id, t->last_error);
-                break;
-            }
-            if (km_store_signing_complete(st, t->id, reply.data, reply.len, km_gw_now()) != KM_OK) {
-                rc = R_RETRY;
-                break;
-            }
-            atomic_fetch_add(&gw->metrics.sessions_completed[1], 1);
+    err = load_assignments(st, x.s.keygen_id, &x.as, &x.n);
+    if (err) {
+        rc = err == KM_ERR_NOT_FOUND ? S_END : S_RETRY;
+        goto out;
+    }
+    x.m = enclaves_of(x.as, x.n, x.encs);
+    /* Go as far as possible now; restarts are bounded, so is this loop. */
+    for (int steps = 0; steps < 64; steps++) {
+        rc = S_RETRY;
+        km_store_signing_clear(&x.s);
+        if (km_store_signing_get(st, t->id, &x.s) != KM_OK) break;
+        if (x.s.state == KM_SIGNING_COMPLETED || x.s.state == KM_SIGNING_FAILED) {
+            rc = S_END;
+            break;
         }
-        notify(gw, KM_STORE_SIGNING, t->id);
-        km_store_signing_clear(&s);
+        size_t i;
+        for (i = 0; i < x.m && km_coord_enclave_ready(gw, x.encs[i]); i++) {
+        }
+        if (i < x.m) {
+            snprintf(t->last_error, sizeof t->last_error, "enclave %u not ready", x.encs[i]);
+            break;
+        }
+        x.body.len = 0;
+        switch (x.s.state) {
+        case KM_SIGNING_COLLECTING_APPROVALS:
+            rc = step_approvals(&x);
+            break;
+        case KM_SIGNING_NONCES:
+            rc = step_nonces(&x);
+            break;
+        case KM_SIGNING_PARTIALS:
+            rc = step_partials(&x);
+            break;
+        default:
+            rc = step_finalize(&x);
+            break;
+        }
+        if (rc != S_WAIT && rc != S_RETRY) notify(gw, KM_STORE_SIGNING, t->id);
+        if (rc != S_NEXT) break;
     }
 out:
-    km_store_signing_clear(&s);
-    free(as);
-    km_buf_free(&body);
-    km_buf_free(&reply);
-    return rc;
+    km_store_signing_clear(&x.s);
+    free(x.as);
+    km_buf_free(&x.body);
+    km_buf_free(&x.reply);
+    return rc == S_RETRY || rc == S_NEXT ? R_RETRY : R_DONE;
 }
 
 /* ---- single-signer requests ----------------------------------------------- */
@@ -631,13 +671,13 @@ static int run_restore(km_gateway *gw, km_store *st, task *t) {
     pthread_mutex_unlock(&c->lock);
     if (!done) return R_RETRY;
     atomic_fetch_add(&gw->metrics.enclave_restores, 1);
-    fprintf(stderr, "keymeld-gateway: enclave %u ready (generation %llu, %zu keygens, %zu keys restored)\n", eid,
-            (unsigned long long)gen, nk, nkeys);
+    fprintf(stderr, "keymeld-gateway: enclave %u ready (generation %llu, %zu keygens, %zu keys restored)\n",
+            eid, (unsigned long long)gen, nk, nkeys);
     /* Sessions that waited for this enclave go on now. */
     size_t nref = 0;
     km_store_session_ref oneref, *refs = NULL;
-    if (km_store_list_nonterminal(st, &oneref, 0, &nref) == KM_ERR_BUFFER_SMALL && (refs = calloc(nref, sizeof *refs)) &&
-        km_store_list_nonterminal(st, refs, nref, &nref) == KM_OK)
+    if (km_store_list_nonterminal(st, &oneref, 0, &nref) == KM_ERR_BUFFER_SMALL &&
+        (refs = calloc(nref, sizeof *refs)) && km_store_list_nonterminal(st, refs, nref, &nref) == KM_OK)
         for (size_t i = 0; i < nref; i++)
             km_coord_kick(gw, refs[i].kind, refs[i].id);
     free(refs);
@@ -662,7 +702,8 @@ static void run_sweep(km_gateway *gw, km_store *st) {
     free(refs);
     if (now - gw->coord->last_purge >= REPLAY_PURGE_S) {
         gw->coord->last_purge = now;
-        (void)km_store_replay_purge(st, now, NULL);
+        if (km_store_replay_purge(st, now, NULL) != KM_OK)
+            fprintf(stderr, "keymeld-gateway: replay cache purge failed (retried in %d s)\n", REPLAY_PURGE_S);
     }
 }
 
@@ -703,7 +744,7 @@ void km_coord_kick(km_gateway *gw, km_store_kind kind, const unsigned char id[16
     km_coord *c = gw->coord;
     if (!c) return;
     pthread_mutex_lock(&c->lock);
-    enqueue_locked(c, (int)kind, id, km_gw_mono_ms());
+    if (!c->stopping) enqueue_locked(c, (int)kind, id, km_gw_mono_ms());
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -712,7 +753,7 @@ static void kick_restore(km_gateway *gw, uint32_t enclave_id) {
     unsigned char id[16] = {0};
     memcpy(id, &enclave_id, 4);
     pthread_mutex_lock(&c->lock);
-    enqueue_locked(c, T_RESTORE, id, km_gw_mono_ms());
+    if (!c->stopping) enqueue_locked(c, T_RESTORE, id, km_gw_mono_ms());
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -744,10 +785,12 @@ static int run_task(km_gateway *gw, task *t) {
         int64_t now = km_gw_now();
         km_err err = km_store_claim(st, (km_store_kind)t->kind, t->id, gw->owner, now, now + LEASE_S);
         if (err == KM_OK) {
-            rc = t->kind == T_KEYGEN ? run_keygen(gw, st, t)
+            rc = t->kind == T_KEYGEN    ? run_keygen(gw, st, t)
                  : t->kind == T_SIGNING ? run_signing(gw, st, t)
                                         : run_keysign(gw, st, t);
-            (void)km_store_release(st, (km_store_kind)t->kind, t->id, gw->owner);
+            /* A failed release only delays another gateway until the lease ends. */
+            if (km_store_release(st, (km_store_kind)t->kind, t->id, gw->owner) != KM_OK)
+                fprintf(stderr, "keymeld-gateway: could not release a session lease\n");
         } else if (err == KM_ERR_STATE) {
             /* terminal, or another gateway drives it: look again after its lease */
             km_store_session_ref one;
@@ -861,8 +904,8 @@ km_err km_coord_start(km_gateway *gw) {
     km_store *st = km_gw_store_take(gw);
     size_t nref = 0;
     km_store_session_ref oneref, *refs = NULL;
-    if (km_store_list_nonterminal(st, &oneref, 0, &nref) == KM_ERR_BUFFER_SMALL && (refs = calloc(nref, sizeof *refs)) &&
-        km_store_list_nonterminal(st, refs, nref, &nref) == KM_OK)
+    if (km_store_list_nonterminal(st, &oneref, 0, &nref) == KM_ERR_BUFFER_SMALL &&
+        (refs = calloc(nref, sizeof *refs)) && km_store_list_nonterminal(st, refs, nref, &nref) == KM_OK)
         for (size_t i = 0; i < nref; i++)
             km_coord_kick(gw, refs[i].kind, refs[i].id);
     free(refs);
@@ -871,7 +914,7 @@ km_err km_coord_start(km_gateway *gw) {
     for (size_t i = 0; i < c->n_workers; i++)
         if (pthread_create(&c->workers[i], NULL, worker_main, gw) != 0) {
             c->n_workers = i;
-            km_coord_stop(gw);
+            km_coord_free(gw);
             return KM_ERR_IO;
         }
     return KM_OK;
@@ -887,6 +930,13 @@ void km_coord_stop(km_gateway *gw) {
     pthread_mutex_unlock(&c->lock);
     for (size_t i = 0; i < c->n_workers; i++)
         pthread_join(c->workers[i], NULL);
+    c->n_workers = 0;
+}
+
+void km_coord_free(km_gateway *gw) {
+    km_coord *c = gw->coord;
+    if (!c) return;
+    km_coord_stop(gw);
     gw->coord = NULL;
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);

@@ -25,7 +25,6 @@ typedef struct km_coord km_coord;
 
 /** Counters exported by /metrics. */
 typedef struct km_gw_metrics {
-    atomic_ullong http_requests[6]; /**< by status class: 1xx..5xx, [0] other */
     atomic_ullong auth_failures;
     atomic_ullong sessions_completed[3]; /**< keygen, signing, keysign */
     atomic_ullong sessions_failed[3];
@@ -75,8 +74,12 @@ const km_http_route *km_gw_routes(size_t *n);
 KM_WARN_UNUSED km_err km_coord_start(km_gateway *gw);
 /** Queue a session to be advanced (thread-safe; duplicates are merged). */
 void km_coord_kick(km_gateway *gw, km_store_kind kind, const unsigned char id[16]);
-/** Stop and join (sessions stay in the store and resume at the next start). */
+/** Stop and join the workers (sessions stay in the store and resume at the
+ *  next start). Kicks after this are ignored. */
 void km_coord_stop(km_gateway *gw);
+/** Free the coordinator (after km_coord_stop and after the HTTP server, whose
+ *  handlers may still kick, has stopped). */
+void km_coord_free(km_gateway *gw);
 /** 1 when every stored blob has been re-sent to the enclave's current process
  *  (after a gateway start or an enclave restart), 0 while that is pending. */
 int km_coord_enclave_ready(km_gateway *gw, uint32_t enclave_id);

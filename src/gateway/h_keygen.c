@@ -51,7 +51,8 @@ static void answer_keygen(km_store *st, const unsigned char id[16], int status, 
 
 /* Does the stored keygen equal the request (ignoring times)? */
 static int same_keygen(km_store *st, const km_store_keygen *have, const km_store_keygen_new *want) {
-    if (memcmp(have->session_auth_key, want->session_auth_key, 32) || have->max_signings != want->max_signings)
+    if (memcmp(have->session_auth_key, want->session_auth_key, 32) ||
+        have->max_signings != want->max_signings)
         return 0;
     size_t n = 0;
     km_store_assignment *as = calloc(want->n_assignments, sizeof *as);
@@ -90,14 +91,20 @@ void km_h_keygen_create(void *app, const km_http_request *req, km_http_response 
     km_store *st = NULL;
     char msg[200];
     uint64_t timeout = 0, maxs = 0;
+    int bad = 0;
     if (!as || !inits || !blobs) {
         km_http_error(resp, 500, "internal", "out of memory");
         goto out;
     }
-    (void)km_json_get_uuid(body, "keygen_id", kg.id);
-    (void)km_json_get_hex_fixed(body, "session_auth_key", kg.session_auth_key, 32);
-    (void)km_json_get_uint(body, "timeout_secs", &timeout);
-    if (json_object_get(body, "max_signing_sessions")) (void)km_json_get_uint(body, "max_signing_sessions", &maxs);
+    bad |= km_json_get_uuid(body, "keygen_id", kg.id);
+    bad |= km_json_get_hex_fixed(body, "session_auth_key", kg.session_auth_key, 32);
+    bad |= km_json_get_uint(body, "timeout_secs", &timeout);
+    if (json_object_get(body, "max_signing_sessions"))
+        bad |= km_json_get_uint(body, "max_signing_sessions", &maxs);
+    if (bad) {
+        km_http_error(resp, 400, "invalid_field", "a field could not be read");
+        goto out;
+    }
     if (timeout > gw->cfg.max_timeout_seconds) {
         km_http_error(resp, 400, "invalid_field", "field 'timeout_secs' must be at most %u",
                       gw->cfg.max_timeout_seconds);
@@ -116,16 +123,16 @@ void km_h_keygen_create(void *app, const km_http_request *req, km_http_response 
             km_http_error(resp, 400, "invalid_field", "enclave_inits[%zu]: %s", i, msg);
             goto out;
         }
-        (void)km_json_get_uint(e, "enclave_id", &eid);
-        if (!enclave_configured(gw, eid)) {
+        bad |= km_json_get_uint(e, "enclave_id", &eid);
+        if (bad || !enclave_configured(gw, eid)) {
             km_http_error(resp, 400, "invalid_field", "enclave_inits[%zu]: enclave %llu is not configured", i,
                           (unsigned long long)eid);
             goto out;
         }
         for (size_t j = 0; j < i; j++)
             if (inits[j].enclave_id == eid) {
-                km_http_error(resp, 400, "invalid_field", "enclave_inits[%zu]: enclave %llu is listed twice", i,
-                              (unsigned long long)eid);
+                km_http_error(resp, 400, "invalid_field", "enclave_inits[%zu]: enclave %llu is listed twice",
+                              i, (unsigned long long)eid);
                 goto out;
             }
         if (km_json_get_hex(e, "blob", &blobs[i]) != KM_OK) {
@@ -143,8 +150,12 @@ void km_h_keygen_create(void *app, const km_http_request *req, km_http_response 
             km_http_error(resp, 400, "invalid_field", "participants[%zu]: %s", i, msg);
             goto out;
         }
-        (void)km_json_get_uuid(e, "user_id", as[i].user_id);
-        (void)km_json_get_uint(e, "enclave_id", &eid);
+        bad |= km_json_get_uuid(e, "user_id", as[i].user_id);
+        bad |= km_json_get_uint(e, "enclave_id", &eid);
+        if (bad) {
+            km_http_error(resp, 400, "invalid_field", "a field could not be read");
+            goto out;
+        }
         as[i].enclave_id = (uint32_t)eid;
         size_t j;
         for (j = 0; j < ni && inits[j].enclave_id != eid; j++) {
@@ -292,8 +303,9 @@ void km_h_keygen_slots(void *app, const km_http_request *req, km_http_response *
                               km_store_registration_get(st, kg.id, as[i].user_id, NULL, NULL) == KM_OK);
         json_array_append_new(slots, o);
     }
-    km_http_json(resp, 200, json_pack("{s:o,s:s,s:o}", "keygen_id", km_json_uuid(kg.id), "status",
-                                      km_gw_keygen_state_name(kg.state), "slots", slots));
+    km_http_json(resp, 200,
+                 json_pack("{s:o,s:s,s:o}", "keygen_id", km_json_uuid(kg.id), "status",
+                           km_gw_keygen_state_name(kg.state), "slots", slots));
 out:
     free(as);
     km_store_keygen_clear(&kg);
@@ -309,7 +321,8 @@ static const km_json_field REGISTER_FIELDS[] = {
 };
 
 static void answer_registration(km_store *st, const km_store_keygen *kg, const unsigned char user[16],
-                                uint32_t enclave_id, const km_buf *record, int status, km_http_response *resp) {
+                                uint32_t enclave_id, const km_buf *record, int status,
+                                km_http_response *resp) {
     km_store_keygen now;
     if (km_store_keygen_get(st, kg->id, &now) != KM_OK) {
         km_http_error(resp, 503, "store_unavailable", "cannot read the keygen back");
@@ -330,7 +343,8 @@ static void answer_registration(km_store *st, const km_store_keygen *kg, const u
 void km_h_keygen_register(void *app, const km_http_request *req, km_http_response *resp) {
     km_gateway *gw = app;
     json_t *body;
-    if (!km_gw_body(req, resp, REGISTER_FIELDS, sizeof REGISTER_FIELDS / sizeof REGISTER_FIELDS[0], &body)) return;
+    if (!km_gw_body(req, resp, REGISTER_FIELDS, sizeof REGISTER_FIELDS / sizeof REGISTER_FIELDS[0], &body))
+        return;
     unsigned char user[16], auth_key[32];
     uint8_t flags = km_json_get_bool(body, "require_approval", 0) ? 1 : 0;
     km_buf blob, record, have_blob, cmd;
@@ -338,11 +352,15 @@ void km_h_keygen_register(void *app, const km_http_request *req, km_http_respons
     km_buf_init(&record);
     km_buf_init(&have_blob);
     km_buf_init(&cmd);
-    (void)km_json_get_uuid(body, "user_id", user);
-    (void)km_json_get_hex_fixed(body, "auth_key", auth_key, 32);
+    int bad = km_json_get_uuid(body, "user_id", user) | km_json_get_hex_fixed(body, "auth_key", auth_key, 32);
     km_store *st = km_gw_store_take(gw);
     km_store_keygen kg;
     int have_kg = 0;
+    if (bad) {
+        km_http_error(resp, 400, "invalid_field", "a field could not be read");
+        goto out;
+    }
+
     if (km_json_get_hex(body, "blob", &blob) != KM_OK) {
         km_http_error(resp, 500, "internal", "out of memory");
         goto out;
@@ -393,8 +411,8 @@ void km_h_keygen_register(void *app, const km_http_request *req, km_http_respons
         goto out;
     }
     if (!km_gw_enclave(gw, enclave_id, KM_CMD_KEYGEN_REGISTER, &cmd, &record, NULL, resp)) goto out;
-    err = km_store_registration_put(st, kg.id, user, blob.data, blob.len, record.data, record.len, auth_key, flags,
-                                    km_gw_now());
+    err = km_store_registration_put(st, kg.id, user, blob.data, blob.len, record.data, record.len, auth_key,
+                                    flags, km_gw_now());
     if (err) {
         km_gw_store_error(resp, err, "registration");
         goto out;
@@ -427,9 +445,11 @@ void km_h_keygen_delete(void *app, const km_http_request *req, km_http_response 
         km_buf_init(&cmd);
         km_buf_init(&reply);
         uint16_t code;
-        if (km_buf_put_u8(&cmd, 1) == KM_OK && km_buf_put(&cmd, kg.id, 16) == KM_OK)
-            (void)km_pool_call(gw->pool, gw->cfg.enclaves[i].id, KM_CMD_SESSION_CLEAR, cmd.data, cmd.len, &code,
-                               &reply);
+        if (km_buf_put_u8(&cmd, 1) == KM_OK && km_buf_put(&cmd, kg.id, 16) == KM_OK &&
+            km_pool_call(gw->pool, gw->cfg.enclaves[i].id, KM_CMD_SESSION_CLEAR, cmd.data, cmd.len, &code,
+                         &reply) != KM_OK)
+            fprintf(stderr, "keymeld-gateway: enclave %u unreachable while deleting a keygen\n",
+                    gw->cfg.enclaves[i].id);
         km_buf_free(&cmd);
         km_buf_free(&reply);
     }

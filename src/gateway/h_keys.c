@@ -17,10 +17,13 @@ static const km_gw_enclave_cfg *find_enclave(const km_gateway *gw, uint64_t id) 
 }
 
 static json_t *key_json(const km_store_key *k) {
-    json_t *o = json_pack("{s:o,s:o,s:I,s:I,s:o,s:s}", "key_id", km_json_uuid(k->key_id), "user_id",
-                          km_json_uuid(k->user_id), "enclave_id", (json_int_t)k->enclave_id, "created_at",
-                          (json_int_t)k->created_at, "auth_key", km_json_hex(k->auth_key, 32), "status", "active");
-    if (o) json_object_set_new(o, "origin_keygen_id", k->has_origin ? km_json_uuid(k->origin_keygen) : json_null());
+    json_t *o =
+        json_pack("{s:o,s:o,s:I,s:I,s:o,s:s}", "key_id", km_json_uuid(k->key_id), "user_id",
+                  km_json_uuid(k->user_id), "enclave_id", (json_int_t)k->enclave_id, "created_at",
+                  (json_int_t)k->created_at, "auth_key", km_json_hex(k->auth_key, 32), "status", "active");
+    if (o)
+        json_object_set_new(o, "origin_keygen_id",
+                            k->has_origin ? km_json_uuid(k->origin_keygen) : json_null());
     return o;
 }
 
@@ -52,21 +55,25 @@ void km_h_keys_reserve(void *app, const km_http_request *req, km_http_response *
     json_t *body;
     if (!km_gw_body(req, resp, RESERVE_FIELDS, 2, &body)) return;
     unsigned char key_id[16], user[16], h[32];
-    (void)km_json_get_uuid(body, "key_id", key_id);
-    (void)km_json_get_uuid(body, "user_id", user);
+    int bad = km_json_get_uuid(body, "key_id", key_id) | km_json_get_uuid(body, "user_id", user);
     json_decref(body);
+    if (bad) {
+        km_http_error(resp, 400, "invalid_field", "a field could not be read");
+        return;
+    }
     km_sha256(h, key_id, 16);
     uint32_t x = ((uint32_t)h[0] << 24) | ((uint32_t)h[1] << 16) | ((uint32_t)h[2] << 8) | h[3];
     const km_gw_enclave_cfg *e = &gw->cfg.enclaves[x % gw->cfg.n_enclaves];
     km_http_json(resp, 200,
                  json_pack("{s:o,s:o,s:I,s:o}", "key_id", km_json_uuid(key_id), "user_id", km_json_uuid(user),
-                           "enclave_id", (json_int_t)e->id, "enclave_public_key", km_json_hex(e->pubkey, 33)));
+                           "enclave_id", (json_int_t)e->id, "enclave_public_key",
+                           km_json_hex(e->pubkey, 33)));
 }
 
 /* Import (or store from a keygen): relay KEY_IMPORT, then store. k holds the
  * key's public data (created_at set here). */
-static void import_key(km_gateway *gw, km_store *st, const km_http_request *req, km_store_key *k, const km_buf *blob,
-                       km_http_response *resp) {
+static void import_key(km_gateway *gw, km_store *st, const km_http_request *req, km_store_key *k,
+                       const km_buf *blob, km_http_response *resp) {
     km_store_key have;
     km_err err = km_store_key_get(st, k->key_id, &have);
     if (err == KM_OK) {
@@ -107,8 +114,10 @@ static void import_key(km_gateway *gw, km_store *st, const km_http_request *req,
 }
 
 static const km_json_field IMPORT_FIELDS[] = {
-    {"key_id", KM_JSON_UUID, 1, 0, 0},     {"user_id", KM_JSON_UUID, 1, 0, 0},
-    {"enclave_id", KM_JSON_UINT, 1, 0, UINT32_MAX - 1}, {"blob", KM_JSON_HEX, 1, 1, 4096},
+    {"key_id", KM_JSON_UUID, 1, 0, 0},
+    {"user_id", KM_JSON_UUID, 1, 0, 0},
+    {"enclave_id", KM_JSON_UINT, 1, 0, UINT32_MAX - 1},
+    {"blob", KM_JSON_HEX, 1, 1, 4096},
     {"auth_key", KM_JSON_HEX, 1, 32, 32},
 };
 
@@ -121,11 +130,10 @@ void km_h_keys_import(void *app, const km_http_request *req, km_http_response *r
     uint64_t eid;
     km_buf blob;
     km_buf_init(&blob);
-    (void)km_json_get_uuid(body, "key_id", k.key_id);
-    (void)km_json_get_uuid(body, "user_id", k.user_id);
-    (void)km_json_get_uint(body, "enclave_id", &eid);
-    (void)km_json_get_hex_fixed(body, "auth_key", k.auth_key, 32);
-    int ok = km_json_get_hex(body, "blob", &blob) == KM_OK;
+    int bad = km_json_get_uuid(body, "key_id", k.key_id) | km_json_get_uuid(body, "user_id", k.user_id) |
+              km_json_get_uint(body, "enclave_id", &eid) |
+              km_json_get_hex_fixed(body, "auth_key", k.auth_key, 32);
+    int ok = !bad && km_json_get_hex(body, "blob", &blob) == KM_OK;
     json_decref(body);
     if (!ok) {
         km_http_error(resp, 500, "internal", "out of memory");
@@ -165,8 +173,8 @@ void km_h_keys_from_keygen(void *app, const km_http_request *req, km_http_respon
     if (!km_gw_body(req, resp, FROM_KEYGEN_FIELDS, 2, &body)) return;
     km_buf blob;
     km_buf_init(&blob);
-    (void)km_json_get_uuid(body, "key_id", k.key_id);
-    int ok = km_json_get_hex(body, "blob", &blob) == KM_OK;
+    int ok =
+        km_json_get_uuid(body, "key_id", k.key_id) == KM_OK && km_json_get_hex(body, "blob", &blob) == KM_OK;
     json_decref(body);
     if (!ok) {
         km_http_error(resp, 500, "internal", "out of memory");
@@ -189,7 +197,8 @@ void km_h_keys_from_keygen(void *app, const km_http_request *req, km_http_respon
     }
     if (!km_gw_auth(gw, st, req, (const unsigned char(*)[32])k.auth_key, 1, NULL, resp)) goto out;
     if (state != KM_KEYGEN_COMPLETED) {
-        km_http_error(resp, 409, "invalid_state", "keygen is %s, not completed", km_gw_keygen_state_name(state));
+        km_http_error(resp, 409, "invalid_state", "keygen is %s, not completed",
+                      km_gw_keygen_state_name(state));
         goto out;
     }
     size_t n = 0;
@@ -294,9 +303,12 @@ void km_h_keys_delete(void *app, const km_http_request *req, km_http_response *r
     if (!km_gw_body(req, resp, DELETE_FIELDS, 2, &body)) return;
     uint64_t ts = 0;
     unsigned char sig[64];
-    (void)km_json_get_uint(body, "timestamp", &ts);
-    (void)km_json_get_hex_fixed(body, "signature", sig, 64);
+    int bad = km_json_get_uint(body, "timestamp", &ts) | km_json_get_hex_fixed(body, "signature", sig, 64);
     json_decref(body);
+    if (bad) {
+        km_http_error(resp, 400, "invalid_field", "a field could not be read");
+        return;
+    }
     km_store *st = km_gw_store_take(gw);
     km_store_key k;
     if (!key_authed(gw, st, req, resp, &k)) {
@@ -322,8 +334,9 @@ void km_h_keys_delete(void *app, const km_http_request *req, km_http_response *r
     } else if ((err = km_store_key_delete(st, k.key_id)) != KM_OK) {
         km_gw_store_error(resp, err, "key");
     } else {
-        km_http_json(resp, 200, json_pack("{s:o,s:o,s:b}", "key_id", km_json_uuid(k.key_id), "user_id",
-                                          km_json_uuid(k.user_id), "deleted", 1));
+        km_http_json(resp, 200,
+                     json_pack("{s:o,s:o,s:b}", "key_id", km_json_uuid(k.key_id), "user_id",
+                               km_json_uuid(k.user_id), "deleted", 1));
     }
     free(scratch.body);
     km_buf_free(&cmd);
@@ -333,9 +346,12 @@ void km_h_keys_delete(void *app, const km_http_request *req, km_http_response *r
 }
 
 static const km_json_field SIGN_FIELDS[] = {
-    {"request_id", KM_JSON_UUID, 1, 0, 0},          {"key_id", KM_JSON_UUID, 1, 0, 0},
-    {"user_id", KM_JSON_UUID, 1, 0, 0},             {"blob", KM_JSON_HEX, 1, 1, 4096},
-    {"approval_signature", KM_JSON_HEX, 0, 64, 64}, {"timeout_secs", KM_JSON_UINT, 0, 1, 86400},
+    {"request_id", KM_JSON_UUID, 1, 0, 0},
+    {"key_id", KM_JSON_UUID, 1, 0, 0},
+    {"user_id", KM_JSON_UUID, 1, 0, 0},
+    {"blob", KM_JSON_HEX, 1, 1, 4096},
+    {"approval_signature", KM_JSON_HEX, 0, 64, 64},
+    {"timeout_secs", KM_JSON_UINT, 0, 1, 86400},
 };
 
 static void answer_keysign(km_store *st, const unsigned char id[16], int status, km_http_response *resp) {
@@ -373,13 +389,14 @@ void km_h_single_sign(void *app, const km_http_request *req, km_http_response *r
     km_buf_init(&blob);
     km_buf_init(&request);
     km_buf_init(&have);
-    (void)km_json_get_uuid(body, "request_id", rid);
-    (void)km_json_get_uuid(body, "key_id", key_id);
-    (void)km_json_get_uuid(body, "user_id", user);
+    int bad = 0;
+    bad |= km_json_get_uuid(body, "request_id", rid);
+    bad |= km_json_get_uuid(body, "key_id", key_id);
+    bad |= km_json_get_uuid(body, "user_id", user);
     int has_approval = json_object_get(body, "approval_signature") != NULL;
-    if (has_approval) (void)km_json_get_hex_fixed(body, "approval_signature", sig, 64);
-    if (json_object_get(body, "timeout_secs")) (void)km_json_get_uint(body, "timeout_secs", &timeout);
-    int ok = km_json_get_hex(body, "blob", &blob) == KM_OK;
+    if (has_approval) bad |= km_json_get_hex_fixed(body, "approval_signature", sig, 64);
+    if (json_object_get(body, "timeout_secs")) bad |= km_json_get_uint(body, "timeout_secs", &timeout);
+    int ok = !bad && km_json_get_hex(body, "blob", &blob) == KM_OK;
     json_decref(body);
     /* The enclave's KEY_SIGN body, stored as the request and relayed as is. */
     km_err err = ok ? km_buf_put(&request, key_id, 16) : KM_ERR_NOMEM;

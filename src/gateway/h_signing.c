@@ -27,9 +27,11 @@ static size_t registrations(km_store *st, const unsigned char keygen_id[16], uns
     *users = calloc(n, 16);
     *keys = calloc(n, 32);
     *flags = calloc(n, 1);
-    if (!*users || !*keys || !*flags || km_store_registration_list(st, keygen_id, *users, n, &n) != KM_OK) goto fail;
+    if (!*users || !*keys || !*flags || km_store_registration_list(st, keygen_id, *users, n, &n) != KM_OK)
+        goto fail;
     for (size_t i = 0; i < n; i++)
-        if (km_store_registration_info(st, keygen_id, (*users)[i], (*keys)[i], &(*flags)[i]) != KM_OK) goto fail;
+        if (km_store_registration_info(st, keygen_id, (*users)[i], (*keys)[i], &(*flags)[i]) != KM_OK)
+            goto fail;
     return n;
 fail:
     free(*users);
@@ -68,9 +70,14 @@ void km_h_signing_create(void *app, const km_http_request *req, km_http_response
     unsigned char(*users)[16] = NULL;
     unsigned char(*keys)[32] = NULL;
     uint8_t *flags = NULL;
-    (void)km_json_get_uuid(body, "signing_id", sn.id);
-    (void)km_json_get_uuid(body, "keygen_id", sn.keygen_id);
-    (void)km_json_get_uint(body, "timeout_secs", &timeout);
+    int bad = km_json_get_uuid(body, "signing_id", sn.id) |
+              km_json_get_uuid(body, "keygen_id", sn.keygen_id) |
+              km_json_get_uint(body, "timeout_secs", &timeout);
+    if (bad) {
+        km_http_error(resp, 400, "invalid_field", "a field could not be read");
+        json_decref(body);
+        return;
+    }
     km_store *st = km_gw_store_take(gw);
     km_store_keygen kg;
     int have_kg = 0;
@@ -199,12 +206,17 @@ static const km_json_field APPROVE_FIELDS[] = {
 void km_h_signing_approve(void *app, const km_http_request *req, km_http_response *resp) {
     km_gateway *gw = app;
     unsigned char sid[16], user[16], sig[64], auth_key[32];
-    if (!km_gw_param_uuid(req, 0, "signing_id", sid, resp) || !km_gw_param_uuid(req, 1, "user_id", user, resp))
+    if (!km_gw_param_uuid(req, 0, "signing_id", sid, resp) ||
+        !km_gw_param_uuid(req, 1, "user_id", user, resp))
         return;
     json_t *body;
     if (!km_gw_body(req, resp, APPROVE_FIELDS, 1, &body)) return;
-    (void)km_json_get_hex_fixed(body, "signature", sig, 64);
+    int bad = km_json_get_hex_fixed(body, "signature", sig, 64);
     json_decref(body);
+    if (bad) {
+        km_http_error(resp, 400, "invalid_field", "a field could not be read");
+        return;
+    }
     km_store *st = km_gw_store_take(gw);
     km_store_signing s;
     km_buf cmd, reply, have;
@@ -220,7 +232,8 @@ void km_h_signing_approve(void *app, const km_http_request *req, km_http_respons
     uint8_t flags = 0;
     err = km_store_registration_info(st, s.keygen_id, user, auth_key, &flags);
     if (err) {
-        km_http_error(resp, 404, "not_found", "user is not a registered participant of this session's keygen");
+        km_http_error(resp, 404, "not_found",
+                      "user is not a registered participant of this session's keygen");
         goto out;
     }
     if (!km_gw_auth(gw, st, req, (const unsigned char(*)[32])auth_key, 1, NULL, resp)) goto out;

@@ -16,8 +16,8 @@ static json_t *enclave_json(km_gateway *gw, const km_gw_enclave_cfg *e) {
     memset(&ps, 0, sizeof ps);
     int have = km_pool_status_get(gw->pool, e->id, &ps) == KM_OK;
     json_t *o = json_pack("{s:I,s:s,s:o,s:b,s:b}", "enclave_id", (json_int_t)e->id, "address", e->address,
-                          "public_key", km_json_hex(e->pubkey, 33), "connected", have && ps.connected, "ready",
-                          have && ps.connected && km_coord_enclave_ready(gw, e->id));
+                          "public_key", km_json_hex(e->pubkey, 33), "connected", have && ps.connected,
+                          "ready", have && ps.connected && km_coord_enclave_ready(gw, e->id));
     if (!o) return NULL;
     if (have && ps.generation) {
         json_object_set_new(o, "fingerprint", km_json_hex(ps.fingerprint, 32));
@@ -73,7 +73,8 @@ void km_h_enclaves_get(void *app, const km_http_request *req, km_http_response *
         size_t hl = strlen(nonce_hex);
         if (hl < 2 || hl > 128 || km_hex_decode_var(nonce, sizeof nonce, &n, nonce_hex, hl) != KM_OK) {
             json_decref(o);
-            km_http_error(resp, 400, "invalid_query", "query parameter 'nonce' must be 1..64 bytes of lowercase hex");
+            km_http_error(resp, 400, "invalid_query",
+                          "query parameter 'nonce' must be 1..64 bytes of lowercase hex");
             return;
         }
         km_buf cmd, doc;
@@ -81,10 +82,12 @@ void km_h_enclaves_get(void *app, const km_http_request *req, km_http_response *
         km_buf_init(&doc);
         int ok = km_buf_put_u16(&cmd, (uint16_t)n) == KM_OK && km_buf_put(&cmd, nonce, n) == KM_OK;
         uint16_t code = 0;
-        km_err err = ok ? km_pool_call(gw->pool, e->id, KM_CMD_ATTEST, cmd.data, cmd.len, &code, &doc) : KM_ERR_NOMEM;
+        km_err err =
+            ok ? km_pool_call(gw->pool, e->id, KM_CMD_ATTEST, cmd.data, cmd.len, &code, &doc) : KM_ERR_NOMEM;
         if (err || code != KM_OK) {
             json_decref(o);
-            km_http_error(resp, 503, "enclave_unavailable", "enclave %lu could not produce an attestation (%s)", id,
+            km_http_error(resp, 503, "enclave_unavailable",
+                          "enclave %lu could not produce an attestation (%s)", id,
                           km_err_name(err ? err : (km_err)code));
         } else {
             json_object_set_new(o, "attestation_document", km_json_hex(doc.data, doc.len));
@@ -118,8 +121,8 @@ void km_h_health(void *app, const km_http_request *req, km_http_response *resp) 
     size_t up = enclaves_up(gw);
     int ok = db_ok && up == gw->cfg.n_enclaves;
     km_http_json(resp, ok ? 200 : 503,
-                 json_pack("{s:s,s:b,s:I,s:I}", "status", ok ? "ok" : "degraded", "database", db_ok, "enclaves_up",
-                           (json_int_t)up, "enclaves_total", (json_int_t)gw->cfg.n_enclaves));
+                 json_pack("{s:s,s:b,s:I,s:I}", "status", ok ? "ok" : "degraded", "database", db_ok,
+                           "enclaves_up", (json_int_t)up, "enclaves_total", (json_int_t)gw->cfg.n_enclaves));
 }
 
 static json_t *counts(const size_t *c, const char *const *names, size_t n) {
@@ -130,7 +133,7 @@ static json_t *counts(const size_t *c, const char *const *names, size_t n) {
 }
 
 static const char *const KEYGEN_NAMES[] = {"collecting", "finalizing", "completed", "failed"};
-static const char *const SIGNING_NAMES[] = {"collecting_approvals", "nonces", "partials",
+static const char *const SIGNING_NAMES[] = {"collecting_approvals", "nonces",    "partials",
                                             "finalizing",           "completed", "failed"};
 static const char *const KEYSIGN_NAMES[] = {"pending", "completed", "failed"};
 
@@ -151,12 +154,12 @@ void km_h_health_detail(void *app, const km_http_request *req, km_http_response 
                           "uptime_s", (json_int_t)(km_gw_now() - gw->started_at), "enclaves", enc);
     if (db_ok) {
         json_object_set_new(o, "database",
-                            json_pack("{s:b,s:i,s:I,s:I,s:I}", "ok", 1, "schema_version", version, "size_bytes",
-                                      (json_int_t)s.db_bytes, "keys", (json_int_t)s.keys, "replay_entries",
-                                      (json_int_t)s.replay_entries));
+                            json_pack("{s:b,s:i,s:I,s:I,s:I}", "ok", 1, "schema_version", version,
+                                      "size_bytes", (json_int_t)s.db_bytes, "keys", (json_int_t)s.keys,
+                                      "replay_entries", (json_int_t)s.replay_entries));
         json_object_set_new(o, "sessions",
-                            json_pack("{s:o,s:o,s:o}", "keygen", counts(s.keygens, KEYGEN_NAMES, 4), "signing",
-                                      counts(s.signings, SIGNING_NAMES, 6), "single_sign",
+                            json_pack("{s:o,s:o,s:o}", "keygen", counts(s.keygens, KEYGEN_NAMES, 4),
+                                      "signing", counts(s.signings, SIGNING_NAMES, 6), "single_sign",
                                       counts(s.keysigns, KEYSIGN_NAMES, 3)));
     } else {
         json_object_set_new(o, "database", json_pack("{s:b}", "ok", 0));
@@ -180,16 +183,19 @@ void km_h_metrics(void *app, const km_http_request *req, km_http_response *resp)
     km_buf b;
     km_buf_init(&b);
     char line[256];
-#define EMIT(...)                                                                                                  \
-    do {                                                                                                           \
-        int len_ = snprintf(line, sizeof line, __VA_ARGS__);                                                       \
-        if (len_ > 0) (void)km_buf_put(&b, line, (size_t)len_ < sizeof line ? (size_t)len_ : sizeof line - 1);   \
+#define EMIT(...)                                                                                            \
+    do {                                                                                                     \
+        int len_ = snprintf(line, sizeof line, __VA_ARGS__);                                                 \
+        if (len_ > 0)                                                                                        \
+            (void)km_buf_put(&b, line, (size_t)len_ < sizeof line ? (size_t)len_ : sizeof line - 1);         \
     } while (0)
     km_gw_metrics *m = &gw->metrics;
     EMIT("# HELP keymeld_http_responses_total HTTP responses by status class.\n");
     EMIT("# TYPE keymeld_http_responses_total counter\n");
+    uint64_t answered[6];
+    km_http_counts(gw->http, answered);
     for (int c = 1; c <= 5; c++)
-        EMIT("keymeld_http_responses_total{class=\"%dxx\"} %llu\n", c, atomic_load(&m->http_requests[c]));
+        EMIT("keymeld_http_responses_total{class=\"%dxx\"} %llu\n", c, (unsigned long long)answered[c]);
     EMIT("# HELP keymeld_auth_failures_total Requests refused by request authentication.\n");
     EMIT("# TYPE keymeld_auth_failures_total counter\n");
     EMIT("keymeld_auth_failures_total %llu\n", atomic_load(&m->auth_failures));
@@ -206,7 +212,8 @@ void km_h_metrics(void *app, const km_http_request *req, km_http_response *resp)
     EMIT("# TYPE keymeld_signing_seconds summary\n");
     EMIT("keymeld_signing_seconds_sum %.6f\n", (double)atomic_load(&m->signing_latency_us_sum) / 1e6);
     EMIT("keymeld_signing_seconds_count %llu\n", atomic_load(&m->signing_latency_count));
-    EMIT("# HELP keymeld_round_restarts_total Signing rounds restarted with fresh nonces after an enclave restart.\n");
+    EMIT("# HELP keymeld_round_restarts_total Signing rounds restarted with fresh nonces after an enclave "
+         "restart.\n");
     EMIT("# TYPE keymeld_round_restarts_total counter\n");
     EMIT("keymeld_round_restarts_total %llu\n", atomic_load(&m->round_restarts));
     EMIT("# HELP keymeld_enclave_restores_total Enclave state restorations (stored blobs re-sent).\n");
@@ -239,7 +246,8 @@ void km_h_metrics(void *app, const km_http_request *req, km_http_response *resp)
         for (int i = 0; i < 6; i++)
             EMIT("keymeld_sessions{kind=\"signing\",state=\"%s\"} %zu\n", SIGNING_NAMES[i], s.signings[i]);
         for (int i = 0; i < 3; i++)
-            EMIT("keymeld_sessions{kind=\"single_sign\",state=\"%s\"} %zu\n", KEYSIGN_NAMES[i], s.keysigns[i]);
+            EMIT("keymeld_sessions{kind=\"single_sign\",state=\"%s\"} %zu\n", KEYSIGN_NAMES[i],
+                 s.keysigns[i]);
         EMIT("# HELP keymeld_database_bytes Size of the SQLite database.\n");
         EMIT("# TYPE keymeld_database_bytes gauge\n");
         EMIT("keymeld_database_bytes %lld\n", (long long)s.db_bytes);
@@ -289,6 +297,7 @@ void km_h_docs(void *app, const km_http_request *req, km_http_response *resp) {
     /* The page is self-contained: the browser may fetch nothing but this
      * gateway's own API. */
     resp->extra_header_name = "Content-Security-Policy";
-    resp->extra_header_value = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                               "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
+    resp->extra_header_value =
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
 }

@@ -40,13 +40,21 @@ int km_gw_param_uuid(const km_http_request *req, size_t i, const char *name, uns
 
 void km_gw_store_error(km_http_response *resp, km_err err, const char *what) {
     switch (err) {
-    case KM_ERR_NOT_FOUND: km_http_error(resp, 404, "not_found", "%s not found", what); break;
+    case KM_ERR_NOT_FOUND:
+        km_http_error(resp, 404, "not_found", "%s not found", what);
+        break;
     case KM_ERR_DUPLICATE:
         km_http_error(resp, 409, "conflict", "%s already exists with different content", what);
         break;
-    case KM_ERR_STATE: km_http_error(resp, 409, "invalid_state", "%s is not in a state that allows this", what); break;
-    case KM_ERR_ARG: km_http_error(resp, 400, "invalid_request", "%s: invalid request", what); break;
-    default: km_http_error(resp, 503, "store_unavailable", "the database could not be used (%s)", km_err_name(err));
+    case KM_ERR_STATE:
+        km_http_error(resp, 409, "invalid_state", "%s is not in a state that allows this", what);
+        break;
+    case KM_ERR_ARG:
+        km_http_error(resp, 400, "invalid_request", "%s: invalid request", what);
+        break;
+    default:
+        km_http_error(resp, 503, "store_unavailable", "the database could not be used (%s)",
+                      km_err_name(err));
     }
 }
 
@@ -68,8 +76,8 @@ int km_gw_enclave(km_gateway *gw, uint32_t enclave_id, uint16_t cmd, const km_bu
         return 0;
     }
     uint16_t status = 0;
-    km_err err = km_pool_call(gw->pool, enclave_id, cmd, body ? body->data : NULL, body ? body->len : 0, &status,
-                              reply);
+    km_err err = km_pool_call(gw->pool, enclave_id, cmd, body ? body->data : NULL, body ? body->len : 0,
+                              &status, reply);
     if (err) {
         km_http_error(resp, 503, "enclave_unavailable", "enclave %u did not answer %s (%s)", enclave_id,
                       km_cmd_name(cmd), km_err_name(err));
@@ -83,8 +91,9 @@ int km_gw_enclave(km_gateway *gw, uint32_t enclave_id, uint16_t cmd, const km_bu
     km_msg m = {KM_MSG_RESPONSE, 0, status, reply->data, reply->len};
     if (km_msg_error_detail(&m, detail, sizeof detail) != KM_OK) detail[0] = '\0';
     int http = status == KM_ERR_DUPLICATE ? 409 : status == KM_ERR_NOT_FOUND ? 404 : 422;
-    const char *c = status == KM_ERR_DUPLICATE ? "conflict" : status == KM_ERR_NOT_FOUND ? "not_found"
-                                                                                         : "enclave_rejected";
+    const char *c = status == KM_ERR_DUPLICATE   ? "conflict"
+                    : status == KM_ERR_NOT_FOUND ? "not_found"
+                                                 : "enclave_rejected";
     km_http_error(resp, http, c, "enclave %u refused %s: %s%s%s", enclave_id, km_cmd_name(cmd),
                   km_err_name((km_err)status), detail[0] ? ": " : "", detail);
     return 0;
@@ -97,7 +106,8 @@ int km_gw_maybe_wait(km_gateway *gw, const km_http_request *req, km_http_respons
     char *end;
     unsigned long v = strtoul(w, &end, 10);
     if (!*w || *end || w[0] == '-' || w[0] == '+' || v > gw->cfg.max_wait_seconds) {
-        km_http_error(resp, 400, "invalid_query", "query parameter 'wait' must be an integer in 0..%u (seconds)",
+        km_http_error(resp, 400, "invalid_query",
+                      "query parameter 'wait' must be an integer in 0..%u (seconds)",
                       gw->cfg.max_wait_seconds);
         return -1;
     }
@@ -110,7 +120,7 @@ int km_gw_maybe_wait(km_gateway *gw, const km_http_request *req, km_http_respons
 }
 
 static const char *KEYGEN_STATES[] = {"collecting", "finalizing", "completed", "failed"};
-static const char *SIGNING_STATES[] = {"collecting_approvals", "nonces", "partials",
+static const char *SIGNING_STATES[] = {"collecting_approvals", "nonces",    "partials",
                                        "finalizing",           "completed", "failed"};
 
 const char *km_gw_keygen_state_name(km_store_keygen_state s) {
@@ -159,7 +169,8 @@ json_t *km_gw_signing_json(km_store *st, const km_store_signing *s) {
             for (size_t i = 0; i < n; i++) {
                 unsigned char ak[32];
                 uint8_t flags = 0;
-                if (km_store_registration_info(st, s->keygen_id, users[i], ak, &flags) == KM_OK && (flags & 1)) {
+                if (km_store_registration_info(st, s->keygen_id, users[i], ak, &flags) == KM_OK &&
+                    (flags & 1)) {
                     json_array_append_new(req, km_json_uuid(users[i]));
                     if (km_store_approval_get(st, s->id, users[i], NULL) == KM_OK)
                         json_array_append_new(got, km_json_uuid(users[i]));
@@ -170,6 +181,7 @@ json_t *km_gw_signing_json(km_store *st, const km_store_signing *s) {
     }
     json_object_set_new(o, "approvals_required", req);
     json_object_set_new(o, "approvals_received", got);
-    json_object_set_new(o, "result", s->result.len ? km_json_hex(s->result.data, s->result.len) : json_null());
+    json_object_set_new(o, "result",
+                        s->result.len ? km_json_hex(s->result.data, s->result.len) : json_null());
     return o;
 }

@@ -16,6 +16,9 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <secp256k1.h>
+#include <secp256k1_extrakeys.h>
+
 #include "gateway/gateway.h"
 #include "keymeld/aead.h"
 #include "keymeld/hash.h"
@@ -26,6 +29,10 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: keymeld-gateway --config FILE [--listen HOST:PORT] [--database PATH]\n"
             "                       [--ready-file PATH] [--check-config]\n"
+            "       keymeld-gateway credential new FILE    make the gateway credential (mode 0600) and\n"
+            "                                              print its public key for `keymeld-enclave "
+            "--gateway-key`\n"
+            "       keymeld-gateway credential show FILE   print the public key of an existing credential\n"
             "\n"
             "  --config FILE      JSON configuration (docs/OPERATIONS.md); also KEYMELD_GATEWAY_CONFIG\n"
             "  --listen HOST:PORT override 'listen' (port 0: any free port); also KEYMELD_LISTEN\n"
@@ -63,7 +70,62 @@ static void open_stores(km_gateway *gw, size_t n, char *msg, size_t msg_len, km_
     }
 }
 
+/* `credential new|show FILE`: the enclaves trust the gateway by this key. */
+static int credential_cmd(int argc, char **argv) {
+    if (argc != 4 || (strcmp(argv[2], "new") && strcmp(argv[2], "show"))) {
+        usage(stderr);
+        return 2;
+    }
+    const char *path = argv[3];
+    unsigned char sec[32];
+    char msg[512];
+    if (!strcmp(argv[2], "new")) {
+        char hex[66];
+        do {
+            if (km_random_bytes(sec, 32) != KM_OK) {
+                fprintf(stderr, "keymeld-gateway: no randomness\n");
+                return 1;
+            }
+        } while (!secp256k1_ec_seckey_verify(secp256k1_context_static, sec));
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            fprintf(stderr, "keymeld-gateway: cannot create %s: %s\n", path, strerror(errno));
+            km_wipe(sec, 32);
+            return 1;
+        }
+        int ok = km_hex_encode(hex, sizeof hex, sec, 32) == KM_OK;
+        hex[64] = '\n';
+        ok = ok && write(fd, hex, 65) == 65 && fsync(fd) == 0;
+        km_wipe(hex, sizeof hex);
+        if (close(fd) != 0 || !ok) {
+            fprintf(stderr, "keymeld-gateway: cannot write %s\n", path);
+            unlink(path);
+            km_wipe(sec, 32);
+            return 1;
+        }
+    } else if (km_gw_config_read_key(path, sec, msg, sizeof msg) != KM_OK) {
+        fprintf(stderr, "keymeld-gateway: %s\n", msg);
+        return 1;
+    }
+    secp256k1_keypair kp;
+    secp256k1_xonly_pubkey x;
+    unsigned char x32[32];
+    char xhex[65];
+    km_ctx *ctx = NULL;
+    int ok = km_ctx_create(&ctx) == KM_OK && secp256k1_keypair_create(km_ctx_secp(ctx), &kp, sec) &&
+             secp256k1_keypair_xonly_pub(km_ctx_secp(ctx), &x, NULL, &kp) &&
+             secp256k1_xonly_pubkey_serialize(km_ctx_secp(ctx), x32, &x) &&
+             km_hex_encode(xhex, sizeof xhex, x32, 32) == KM_OK;
+    km_ctx_destroy(ctx);
+    km_wipe(&kp, sizeof kp);
+    km_wipe(sec, 32);
+    if (!ok) return 1;
+    printf("%s\n", xhex);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "credential")) return credential_cmd(argc, argv);
     const char *config = getenv("KEYMELD_GATEWAY_CONFIG"), *listen_arg = NULL, *db_arg = NULL, *ready = NULL;
     int check_only = 0;
     for (int i = 1; i < argc; i++) {
@@ -101,7 +163,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "keymeld-gateway: no configuration (--config FILE or KEYMELD_GATEWAY_CONFIG)\n");
         return 2;
     }
-    if (km_gw_config_load_file(&gw->cfg, config, msg, sizeof msg) || km_gw_config_load_env(&gw->cfg, msg, sizeof msg)) {
+    if (km_gw_config_load_file(&gw->cfg, config, msg, sizeof msg) ||
+        km_gw_config_load_env(&gw->cfg, msg, sizeof msg)) {
         fprintf(stderr, "keymeld-gateway: configuration: %s\n", msg);
         return 2;
     }
@@ -149,7 +212,16 @@ int main(int argc, char **argv) {
         snprintf(e.address, sizeof e.address, "%s", gw->cfg.enclaves[i].address);
         memcpy(e.pubkey, gw->cfg.enclaves[i].pubkey, 33);
         km_sha256(e.fingerprint, e.pubkey, 33);
-        err = km_store_enclave_put(gw->stores[0], &e);
+        if (check_only) { /* compare only: checking writes nothing */
+            km_store_enclave have;
+            err = km_store_enclave_get(gw->stores[0], e.id, &have);
+            if (err == KM_ERR_NOT_FOUND)
+                err = KM_OK;
+            else if (!err && memcmp(have.pubkey, e.pubkey, 33))
+                err = KM_ERR_DUPLICATE;
+        } else {
+            err = km_store_enclave_put(gw->stores[0], &e);
+        }
         if (err) {
             fprintf(stderr, "keymeld-gateway: enclave %u: %s\n", e.id,
                     err == KM_ERR_DUPLICATE ? "its public key differs from the one pinned in the database"
@@ -165,7 +237,8 @@ int main(int argc, char **argv) {
     }
     unsigned char owner_rand[8];
     char owner_hex[17];
-    if (km_random_bytes(owner_rand, sizeof owner_rand) || km_hex_encode(owner_hex, sizeof owner_hex, owner_rand, 8)) {
+    if (km_random_bytes(owner_rand, sizeof owner_rand) ||
+        km_hex_encode(owner_hex, sizeof owner_hex, owner_rand, 8)) {
         fprintf(stderr, "keymeld-gateway: no randomness\n");
         goto out;
     }
@@ -210,8 +283,8 @@ int main(int argc, char **argv) {
     const km_http_route *routes = km_gw_routes(&n_routes);
     err = km_http_start(&gw->http, &hc, routes, n_routes, gw);
     if (err) {
-        fprintf(stderr, "keymeld-gateway: cannot listen on %s:%u: %s\n", gw->cfg.listen_host, gw->cfg.listen_port,
-                km_strerror(err));
+        fprintf(stderr, "keymeld-gateway: cannot listen on %s:%u: %s\n", gw->cfg.listen_host,
+                gw->cfg.listen_port, km_strerror(err));
         goto out;
     }
     uint16_t port = km_http_port(gw->http);
@@ -230,9 +303,10 @@ out:
     km_wipe(gw_sec, sizeof gw_sec);
     /* Order: stop taking requests, stop driving sessions, close enclaves,
      * close the database. Unfinished sessions resume at the next start. */
+    km_coord_stop(gw); /* no worker touches the server after this */
     if (gw->http) km_http_stop(gw->http);
     gw->http = NULL;
-    km_coord_stop(gw);
+    km_coord_free(gw);
     if (gw->pool) km_pool_destroy(gw->pool);
     for (size_t i = 0; i < gw->n_stores; i++)
         km_store_close(gw->stores[i]);

@@ -833,14 +833,16 @@ km_err km_store_signing_restart_round(km_store *st, const unsigned char id[KM_ST
     if (err) return err;
     int cur = 0;
     err = get_state(st, KM_STORE_SIGNING, id, &cur);
-    if (err == KM_OK && cur != KM_SIGNING_NONCES && cur != KM_SIGNING_PARTIALS && cur != KM_SIGNING_FINALIZING)
+    if (err == KM_OK && cur != KM_SIGNING_NONCES && cur != KM_SIGNING_PARTIALS &&
+        cur != KM_SIGNING_FINALIZING)
         err = KM_ERR_STATE;
     sqlite3_stmt *s;
     /* Every record of the lost round goes, in the same transaction as the
      * state: nonces or partials of two rounds are never mixed. */
     if (err == KM_OK) err = prep(st, "DELETE FROM signing_records WHERE signing_id = ?", &s);
     if (err == KM_OK) err = run(s, bind_id(s, 1, id));
-    if (err == KM_OK) err = prep(st, "UPDATE signing_sessions SET state = ?, updated_at = ? WHERE id = ?", &s);
+    if (err == KM_OK)
+        err = prep(st, "UPDATE signing_sessions SET state = ?, updated_at = ? WHERE id = ?", &s);
     if (err == KM_OK) {
         int rc = bind_text(s, 1, SIGNING_STATES[KM_SIGNING_NONCES]);
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, now);

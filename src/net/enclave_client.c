@@ -1,5 +1,7 @@
 /* enclave_client.c — gateway side of an enclave connection. */
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "net/enclave_client.h"
@@ -7,6 +9,22 @@
 
 km_err km_enclave_conn_open(km_enclave_conn *c, km_ctx *ctx, const char *addr,
                             const unsigned char enclave_pub[33], const unsigned char gateway_seckey[32]) {
+    return km_enclave_conn_open_timeout(c, ctx, addr, enclave_pub, gateway_seckey, 0);
+}
+
+km_err km_enclave_conn_set_timeouts(km_enclave_conn *c, unsigned recv_ms, unsigned send_ms) {
+    if (c->fd < 0) return KM_ERR_STATE;
+    struct timeval rt = {(time_t)(recv_ms / 1000), (suseconds_t)(recv_ms % 1000) * 1000};
+    struct timeval st = {(time_t)(send_ms / 1000), (suseconds_t)(send_ms % 1000) * 1000};
+    if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &rt, sizeof rt) != 0 ||
+        setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &st, sizeof st) != 0)
+        return KM_ERR_IO;
+    return KM_OK;
+}
+
+km_err km_enclave_conn_open_timeout(km_enclave_conn *c, km_ctx *ctx, const char *addr,
+                                    const unsigned char enclave_pub[33],
+                                    const unsigned char gateway_seckey[32], unsigned timeout_ms) {
     memset(c, 0, sizeof *c);
     c->ctx = ctx;
     c->next_id = 1;
@@ -15,8 +33,10 @@ km_err km_enclave_conn_open(km_enclave_conn *c, km_ctx *ctx, const char *addr,
     km_err err;
     c->fd = km_net_connect(addr, &err);
     if (c->fd < 0) return err;
+    /* A peer that accepts but never answers must not hold the caller for ever. */
+    err = timeout_ms ? km_enclave_conn_set_timeouts(c, timeout_ms, timeout_ms) : KM_OK;
     unsigned char hello[KM_CHANNEL_HELLO_LEN], auth[KM_CHANNEL_AUTH_LEN];
-    err = km_channel_gateway_hello(ctx, &c->ch, hello);
+    if (!err) err = km_channel_gateway_hello(ctx, &c->ch, hello);
     if (!err) err = km_net_write_frame(c->fd, hello, sizeof hello);
     if (!err) err = km_net_read_frame(c->fd, &c->in, 1024);
     if (!err)

@@ -24,6 +24,22 @@ typedef struct km_enclave_conn {
 km_err km_enclave_conn_open(km_enclave_conn *c, km_ctx *ctx, const char *addr,
                             const unsigned char enclave_pub[33], const unsigned char gateway_seckey[32]);
 
+/** km_enclave_conn_open with a bound on the handshake: every socket read and
+ *  write of the handshake gives up after timeout_ms (0: no bound, as
+ *  km_enclave_conn_open). The bound stays set on the socket afterwards;
+ *  change it with km_enclave_conn_set_timeouts. The connect itself is not
+ *  bounded (a Unix or vsock peer refuses at once; a silent TCP host waits for
+ *  the kernel's SYN timeout). */
+km_err km_enclave_conn_open_timeout(km_enclave_conn *c, km_ctx *ctx, const char *addr,
+                                    const unsigned char enclave_pub[33],
+                                    const unsigned char gateway_seckey[32], unsigned timeout_ms);
+
+/** Bound each blocking socket read / write of an open connection to recv_ms /
+ *  send_ms milliseconds (0: wait for ever). An expired bound fails the read or
+ *  write with KM_ERR_IO; the stream is then unusable and must be closed.
+ *  Returns: KM_OK; KM_ERR_STATE (closed); KM_ERR_IO. */
+km_err km_enclave_conn_set_timeouts(km_enclave_conn *c, unsigned recv_ms, unsigned send_ms);
+
 /** Send one request and wait for its response. On KM_OK, *resp describes the
  *  response (its body is valid until the next call); the enclave's status is
  *  resp->code. A transport or channel failure returns an error and closes. */
