@@ -211,6 +211,7 @@ static inline km_err gwt_sign(km_ctx *ctx, const secp256k1_keypair *kp, const ch
  *  POST, and Content-Length. Returns as gwt_raw_bytes. */
 static inline int gwt_raw(uint16_t port, const char *method, const char *target, const gwt_auth *a,
                           const void *body, size_t body_len, gwt_resp *out) {
+    memset(out, 0, sizeof *out);
     size_t cap = 2048 + strlen(target) + body_len;
     char *req = malloc(cap);
     if (!req) return -1;
@@ -235,6 +236,8 @@ static inline int gwt_raw(uint16_t port, const char *method, const char *target,
 static inline int gwt_call(km_ctx *ctx, uint16_t port, const char *method, const char *target,
                            const char *body, const secp256k1_keypair *kp, gwt_resp *out) {
     gwt_auth a;
+    memset(out, 0, sizeof *out);
+    memset(&a, 0, sizeof a);
     size_t bl = body ? strlen(body) : 0;
     if (kp && gwt_sign(ctx, kp, method, target, body, bl, (uint64_t)time(NULL), &a) != KM_OK) {
         memset(out, 0, sizeof *out);
