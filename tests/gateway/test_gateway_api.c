@@ -907,9 +907,14 @@ static void test_unknown_ids_404(void **state) {
         expect(&r, 404, "not_found", t);
         gwt_resp_clear(&r);
     }
-    /* A user without keys has an empty list (nothing to protect). */
+    /* A user without keys: the list needs a signature like any other (so
+     * that an unsigned caller cannot tell which user ids have keys), then it
+     * is empty. */
     snprintf(t, sizeof t, "/api/v1/keys/%s", a);
     call("GET", t, NULL, NULL, &r);
+    expect(&r, 401, "auth_missing", t);
+    gwt_resp_clear(&r);
+    call("GET", t, NULL, &kp, &r);
     expect(&r, 200, NULL, t);
     assert_int_equal(json_array_size(json_object_get(r.json, "keys")), 0);
     gwt_resp_clear(&r);
@@ -1331,6 +1336,29 @@ static void assert_same_fields(const json_t *a, const json_t *b, const char *con
     }
 }
 
+/* Register participant u: the body is built by support_flows (kept in
+ * f->reg_body[u]) and sent signed by the participant's own auth key, which
+ * the gateway requires (the participant proves it holds the key it
+ * registers; the session secret inside the blob is the enclave's check). */
+static km_err reg(km_gwflow *f, int u, km_client_response *out) {
+    if (!f->reg_body[u]) {
+        /* The first call builds the body (its answer does not matter). */
+        km_err err = km_gwflow_register(f, NULL, u, out);
+        km_client_response_clear(out);
+        if (err) return err;
+        if (!f->reg_body[u]) return KM_ERR_STATE;
+    }
+    secp256k1_keypair kp;
+    if (!secp256k1_keypair_create(km_ctx_secp(T.ctx), &kp, f->w.auth_sec[u])) return KM_ERR_CRYPTO;
+    char id[37], target[128];
+    km_uuid_format(id, &f->w.keygen_id);
+    snprintf(target, sizeof target, "/api/v1/keygen/%s/participants", id);
+    km_client_response_clear(out);
+    km_err err = km_client_call(f->client, "POST", target, f->reg_body[u], &kp, out);
+    km_wipe(&kp, sizeof kp);
+    return err;
+}
+
 static void test_keygen_session(void **state) {
     (void)state;
     km_gwflow f;
@@ -1427,7 +1455,7 @@ static void test_keygen_session(void **state) {
 
     /* register: 201, repeat 201 with the same record, other data 409, a
      * stranger 404. */
-    CHECK_OK(km_gwflow_register(&f, NULL, 1, &r2));
+    CHECK_OK(reg(&f, 1, &r2));
     kexpect(&r2, 201, NULL, "register");
     char uid1[37];
     id_text(&f.w.users[1], uid1);
@@ -1436,7 +1464,7 @@ static void test_keygen_session(void **state) {
     json_t *rec1 = json_incref(json_object_get(r2.json, "record"));
     assert_true(json_is_string(rec1));
     km_client_response_clear(&r2);
-    CHECK_OK(km_gwflow_register(&f, NULL, 1, &r2));
+    CHECK_OK(reg(&f, 1, &r2));
     kexpect(&r2, 201, NULL, "register repeat");
     assert_true(json_equal(rec1, json_object_get(r2.json, "record")));
     assert_int_equal(json_integer_value(json_object_get(r2.json, "participants_registered")), 1);
@@ -1447,14 +1475,24 @@ static void test_keygen_session(void **state) {
         json_t *b = json_deep_copy(f.reg_body[1]);
         json_object_set_new(b, "require_approval", json_true());
         char *s = gwt_dump(b);
+        secp256k1_keypair k1, k0, k2;
+        user_keypair(&f, 1, &k1);
+        user_keypair(&f, 0, &k0);
+        user_keypair(&f, 2, &k2);
         call("POST", t, s, session_kp(&f), &g);
+        expect(&g, 403, "auth_forbidden", "register signed by the session key");
+        gwt_resp_clear(&g);
+        call("POST", t, s, &k0, &g);
+        expect(&g, 403, "auth_forbidden", "register signed by another participant");
+        gwt_resp_clear(&g);
+        call("POST", t, s, &k1, &g);
         expect(&g, 409, "conflict", "register other flags");
         gwt_resp_clear(&g);
         free(s);
         char stranger[37];
         json_object_set_new(b, "user_id", json_string(uuid_text(stranger)));
         s = gwt_dump(b);
-        call("POST", t, s, session_kp(&f), &g);
+        call("POST", t, s, &k1, &g);
         expect(&g, 404, "not_found", "register a stranger");
         gwt_resp_clear(&g);
         free(s);
@@ -1469,7 +1507,7 @@ static void test_keygen_session(void **state) {
         free(ak2);
         json_object_set_new(b, "blob", json_string("0011223344"));
         s = gwt_dump(b);
-        call("POST", t, s, session_kp(&f), &g);
+        call("POST", t, s, &k2, &g);
         expect(&g, 422, "enclave_rejected", "register junk blob");
         gwt_resp_clear(&g);
         free(s);
@@ -1513,17 +1551,17 @@ static void test_keygen_session(void **state) {
     }
 
     /* Complete the keygen. */
-    CHECK_OK(km_gwflow_register(&f, NULL, 0, &r2));
+    CHECK_OK(reg(&f, 0, &r2));
     kexpect(&r2, 201, NULL, "register 0");
     km_client_response_clear(&r2);
-    CHECK_OK(km_gwflow_register(&f, NULL, 2, &r2));
+    CHECK_OK(reg(&f, 2, &r2));
     kexpect(&r2, 201, NULL, "register 2");
     km_client_response_clear(&r2);
     CHECK_OK(km_gwflow_wait_keygen(&f, NULL, WAIT_S, &r2));
     km_client_response_clear(&r2);
     /* After completion: an identical registration still answers 201, other
      * data 409 conflict. */
-    CHECK_OK(km_gwflow_register(&f, NULL, 1, &r2));
+    CHECK_OK(reg(&f, 1, &r2));
     kexpect(&r2, 201, NULL, "register repeat after completion");
     assert_string_equal(json_string_value(json_object_get(r2.json, "status")), "completed");
     km_client_response_clear(&r2);
@@ -1532,7 +1570,9 @@ static void test_keygen_session(void **state) {
         json_object_set_new(b, "require_approval", json_true());
         char *s = gwt_dump(b);
         snprintf(t, sizeof t, "/api/v1/keygen/%s/participants", kid);
-        call("POST", t, s, session_kp(&f), &g);
+        secp256k1_keypair k1;
+        user_keypair(&f, 1, &k1);
+        call("POST", t, s, &k1, &g);
         expect(&g, 409, "conflict", "register other data after completion");
         gwt_resp_clear(&g);
         free(s);
@@ -1727,7 +1767,7 @@ static void test_keygen_expiry(void **state) {
     CHECK_OK(km_gwflow_create_keygen(&f, NULL, 1, 0, &r));
     kexpect(&r, 201, NULL, "short keygen");
     km_client_response_clear(&r);
-    CHECK_OK(km_gwflow_register(&f, NULL, 0, &r));
+    CHECK_OK(reg(&f, 0, &r));
     kexpect(&r, 201, NULL, "register before expiry");
     km_client_response_clear(&r);
     km_err err = km_gwflow_wait_keygen(&f, NULL, 20, &r);
@@ -1736,7 +1776,7 @@ static void test_keygen_expiry(void **state) {
     assert_string_equal(json_string_value(json_object_get(r.json, "status")), "failed");
     assert_true(json_is_string(json_object_get(r.json, "reason")));
     km_client_response_clear(&r);
-    CHECK_OK(km_gwflow_register(&f, NULL, 1, &r));
+    CHECK_OK(reg(&f, 1, &r));
     kexpect(&r, 409, "invalid_state", "register after failure");
     km_client_response_clear(&r);
     km_gwflow_free(&f);
