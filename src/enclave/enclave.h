@@ -31,11 +31,11 @@ typedef struct km_enclave {
     unsigned char pcr0[48];    /* SHA-384 of this binary */
     /* Bounds (DESIGN §6: timeouts enforced; a full enclave refuses new work). */
     uint32_t max_keygens, max_signings;
-    uint64_t keygen_ttl_s;  /* an unfinalised keygen is wiped after this */
-    uint64_t signing_ttl_s; /* a signing session is wiped after this */
-    uint64_t started_at;    /* monotonic seconds at start, for uptime */
+    uint64_t keygen_ttl_s;     /* an unfinalised keygen is wiped after this */
+    uint64_t signing_ttl_s;    /* a signing session is wiped after this */
+    uint64_t started_at;       /* monotonic seconds at start, for uptime */
     unsigned char boot_id[16]; /* random per process: tells a gateway this is a new process */
-    pthread_mutex_t lock;   /* guards the session tables below */
+    pthread_mutex_t lock;      /* guards the session tables below */
     struct km_enclave_sessions *sessions;
     volatile int stopping;
 } km_enclave;

@@ -126,8 +126,8 @@ static km_err call(km_gateway *gw, task *t, uint32_t enclave_id, uint16_t cmd, c
             snprintf(t->last_error, sizeof t->last_error, "%.100s [%s, enclave %u]", detail,
                      km_err_name((km_err)status), enclave_id);
         else
-            snprintf(t->last_error, sizeof t->last_error, "enclave %u refused %s: %s", enclave_id, km_cmd_name(cmd),
-                     km_err_name((km_err)status));
+            snprintf(t->last_error, sizeof t->last_error, "enclave %u refused %s: %s", enclave_id,
+                     km_cmd_name(cmd), km_err_name((km_err)status));
     }
     return KM_OK;
 }

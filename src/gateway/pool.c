@@ -83,7 +83,7 @@ struct penclave {
     /* Under mu: */
     unsigned char fingerprint[32];
     uint64_t generation;
-    int64_t boot_ms; /* gateway monotonic ms at which the current process started */
+    int64_t boot_ms;           /* gateway monotonic ms at which the current process started */
     unsigned char boot_id[16]; /* the current process's random boot id (INFO) */
     uint64_t uptime_s;
     uint32_t keygens, signings, keys;
