@@ -101,12 +101,24 @@ int km_gw_enclave(km_gateway *gw, uint32_t enclave_id, uint16_t cmd, const km_bu
     return 0;
 }
 
+int km_gw_query_named(const km_http_request *req, const char *name) {
+    const char *q = strchr(req->target, '?');
+    size_t n = strlen(name);
+    while (q) {
+        q++;
+        if (!strncmp(q, name, n) && (q[n] == '=' || q[n] == '&' || q[n] == '\0')) return 1;
+        q = strchr(q, '&');
+    }
+    return 0;
+}
+
 int km_gw_wait_valid(km_gateway *gw, const km_http_request *req, km_http_response *resp) {
     const char *w = km_http_query(req, "wait");
+    if (!w && km_gw_query_named(req, "wait")) w = ""; /* present but undecodable */
     if (!w) return 1;
     char *end;
     unsigned long v = strtoul(w, &end, 10);
-    if (!*w || *end || w[0] == '-' || w[0] == '+' || strlen(w) > 6 || v > gw->cfg.max_wait_seconds) {
+    if (w[0] < '0' || w[0] > '9' || *end || strlen(w) > 6 || v > gw->cfg.max_wait_seconds) {
         km_http_error(resp, 400, "invalid_query",
                       "query parameter 'wait' must be an integer in 0..%u (seconds)",
                       gw->cfg.max_wait_seconds);
@@ -121,7 +133,7 @@ int km_gw_maybe_wait(km_gateway *gw, const km_http_request *req, km_http_respons
     if (!w) return 0;
     char *end;
     unsigned long v = strtoul(w, &end, 10);
-    if (!*w || *end || w[0] == '-' || w[0] == '+' || v > gw->cfg.max_wait_seconds) {
+    if (w[0] < '0' || w[0] > '9' || *end || v > gw->cfg.max_wait_seconds) {
         km_http_error(resp, 400, "invalid_query",
                       "query parameter 'wait' must be an integer in 0..%u (seconds)",
                       gw->cfg.max_wait_seconds);

@@ -50,6 +50,10 @@ km_err km_gw_put_vbytes(km_buf *b, const unsigned char *p, size_t n);
 int km_gw_maybe_wait(km_gateway *gw, const km_http_request *req, km_http_response *resp, const char *key,
                      uint64_t seq, int final);
 
+/** 1 if the request target's query names parameter `name` at all (even with
+ *  a value km_http_query could not decode), else 0. */
+int km_gw_query_named(const km_http_request *req, const char *name);
+
 /** Check the ?wait= parameter (before anything else, so that a bad value
  *  costs the client no nonce). Returns 1 if absent or valid, 0 with resp
  *  answered 400. */

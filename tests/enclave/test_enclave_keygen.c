@@ -161,8 +161,11 @@ static void test_info_and_unknown_gateway(void **state) {
     km_buf_init(&empty);
     km_buf_init(&out);
     assert_int_equal(call(0, KM_CMD_INFO, &empty, &out), KM_OK);
-    assert_int_equal(out.len, 2 + 33 + 32 + 12 + 8);
+    assert_int_equal(out.len, 2 + 33 + 32 + 12 + 8 + 16);
     assert_memory_equal(out.data + 2, W.enc[0].pub, 33);
+    /* The boot id is random per process, never all zero in practice. */
+    static const unsigned char zero16[16];
+    assert_memory_not_equal(out.data + out.len - 16, zero16, 16);
     unsigned char fp[32];
     km_sha256(fp, W.enc[0].pub, 33);
     assert_memory_equal(out.data + 35, fp, 32);

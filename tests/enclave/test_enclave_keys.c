@@ -79,7 +79,7 @@ static uint32_t info_keys(int i) {
     km_buf out;
     km_buf_init(&out);
     assert_int_equal(call(i, KM_CMD_INFO, NULL, 0, &out), KM_OK);
-    assert_int_equal(out.len, 2 + 33 + 32 + 12 + 8); /* ... keys, u64 uptime */
+    assert_int_equal(out.len, 2 + 33 + 32 + 12 + 8 + 16); /* ... keys, u64 uptime, boot id */
     const unsigned char *p = out.data + 2 + 33 + 32 + 8;
     uint32_t n = ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
     km_buf_free(&out);
