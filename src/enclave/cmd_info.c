@@ -2,7 +2,9 @@
  *
  * Response body: u16 protocol version | enclave_pub[33] | fingerprint[32]
  *                | u32 keygens | u32 signing sessions | u32 imported keys | u64 uptime_s
- */
+ *                | boot_id[16]
+ * boot_id is random per process: a gateway that sees it change knows the
+ * enclave restarted (and lost its memory) however quickly that happened. */
 #include "enclave/enclave.h"
 #include "enclave/sessions.h"
 
@@ -22,5 +24,6 @@ void km_cmd_info(km_enclave *e, const unsigned char *body, size_t len, km_reply 
     (void)km_buf_put_u32(&r->body, counts.keygens);
     (void)km_buf_put_u32(&r->body, counts.signings);
     (void)km_buf_put_u32(&r->body, counts.keys);
-    (void)km_buf_put_u64(&r->body, km_enclave_now() - e->started_at); /* a failed put: body.failed */
+    (void)km_buf_put_u64(&r->body, km_enclave_now() - e->started_at);
+    (void)km_buf_put(&r->body, e->boot_id, sizeof e->boot_id); /* a failed put: body.failed */
 }

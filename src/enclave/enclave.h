@@ -34,6 +34,7 @@ typedef struct km_enclave {
     uint64_t keygen_ttl_s;  /* an unfinalised keygen is wiped after this */
     uint64_t signing_ttl_s; /* a signing session is wiped after this */
     uint64_t started_at;    /* monotonic seconds at start, for uptime */
+    unsigned char boot_id[16]; /* random per process: tells a gateway this is a new process */
     pthread_mutex_t lock;   /* guards the session tables below */
     struct km_enclave_sessions *sessions;
     volatile int stopping;

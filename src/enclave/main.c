@@ -211,6 +211,10 @@ static int cmd_run(int argc, char **argv) {
     e.started_at = km_enclave_now();
     e.n_gateways = o.n_gateways;
     int rc = 1;
+    if (km_random_bytes(e.boot_id, sizeof e.boot_id) != KM_OK) {
+        fprintf(stderr, "keymeld-enclave: no randomness\n");
+        return 1;
+    }
     if (km_self_measure(e.pcr0) != 0) {
         fprintf(stderr, "keymeld-enclave: cannot measure the running binary\n");
     } else if (o.dev_ca && km_dev_ca_load(&e, o.dev_ca) != 0) {

@@ -119,8 +119,15 @@ static km_err call(km_gateway *gw, task *t, uint32_t enclave_id, uint16_t cmd, c
         char detail[KM_MSG_DETAIL_MAX + 1] = "";
         km_msg m = {KM_MSG_RESPONSE, 0, status, reply->data, reply->len};
         if (km_msg_error_detail(&m, detail, sizeof detail) != KM_OK) detail[0] = '\0';
-        snprintf(t->last_error, sizeof t->last_error, "enclave %u refused %s: %s%s%.100s", enclave_id,
-                 km_cmd_name(cmd), km_err_name((km_err)status), detail[0] ? ": " : "", detail);
+        /* The enclave's detail first: the stored reason holds 127 bytes, and
+         * the detail is what names e.g. the participant whose partial
+         * signature was invalid. */
+        if (detail[0])
+            snprintf(t->last_error, sizeof t->last_error, "%.100s [%s, enclave %u]", detail,
+                     km_err_name((km_err)status), enclave_id);
+        else
+            snprintf(t->last_error, sizeof t->last_error, "enclave %u refused %s: %s", enclave_id, km_cmd_name(cmd),
+                     km_err_name((km_err)status));
     }
     return KM_OK;
 }

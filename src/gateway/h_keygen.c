@@ -233,10 +233,11 @@ out:
     json_decref(body);
 }
 
-/* Load a keygen named by path parameter 0 and check the session signature.
+/* Load a keygen named by path parameter 0 and check that the request is
+ * signed by signer (NULL: the session auth key).
  * Returns 1 with *kg filled (caller clears), 0 with resp answered. */
-static int keygen_authed(km_gateway *gw, km_store *st, const km_http_request *req, km_http_response *resp,
-                         km_store_keygen *kg) {
+static int keygen_authed_by(km_gateway *gw, km_store *st, const km_http_request *req, km_http_response *resp,
+                            km_store_keygen *kg, const unsigned char *signer) {
     unsigned char id[16];
     if (!km_gw_param_uuid(req, 0, "keygen_id", id, resp)) return 0;
     km_err err = km_store_keygen_get(st, id, kg);
@@ -244,18 +245,23 @@ static int keygen_authed(km_gateway *gw, km_store *st, const km_http_request *re
         km_gw_store_error(resp, err, "keygen");
         return 0;
     }
-    if (!req->resumed &&
-        !km_gw_auth(gw, st, req, (const unsigned char(*)[32])kg->session_auth_key, 1, NULL, resp)) {
+    if (!signer) signer = kg->session_auth_key;
+    if (!req->resumed && !km_gw_auth(gw, st, req, (const unsigned char(*)[32])signer, 1, NULL, resp)) {
         km_store_keygen_clear(kg);
         return 0;
     }
     return 1;
 }
 
+static int keygen_authed(km_gateway *gw, km_store *st, const km_http_request *req, km_http_response *resp,
+                         km_store_keygen *kg) {
+    return keygen_authed_by(gw, st, req, resp, kg, NULL);
+}
+
 void km_h_keygen_get(void *app, const km_http_request *req, km_http_response *resp) {
     km_gateway *gw = app;
     unsigned char id[16];
-    if (!km_gw_param_uuid(req, 0, "keygen_id", id, resp)) return;
+    if (!km_gw_param_uuid(req, 0, "keygen_id", id, resp) || !km_gw_wait_valid(gw, req, resp)) return;
     char key[48];
     km_gw_wait_key(key, KM_STORE_KEYGEN, id);
     uint64_t seq = km_http_wait_seq(gw->http, key);
@@ -365,7 +371,10 @@ void km_h_keygen_register(void *app, const km_http_request *req, km_http_respons
         km_http_error(resp, 500, "internal", "out of memory");
         goto out;
     }
-    if (!(have_kg = keygen_authed(gw, st, req, resp, &kg))) goto out;
+    /* The participant proves it holds the auth key it registers (it will sign
+     * approvals with it); that it holds the session secret is checked by its
+     * enclave, which refuses a blob with another secret. */
+    if (!(have_kg = keygen_authed_by(gw, st, req, resp, &kg, auth_key))) goto out;
     /* The participant's enclave was fixed at creation. */
     size_t n = 0;
     km_store_assignment one;

@@ -8,6 +8,7 @@
 
 #include "gateway/handlers.h"
 #include "keymeld/hash.h"
+#include "keymeld/hex.h"
 #include "keymeld/protocol.h"
 
 static const km_gw_enclave_cfg *find_enclave(const km_gateway *gw, uint64_t id) {
@@ -273,18 +274,32 @@ void km_h_keys_list(void *app, const km_http_request *req, km_http_response *res
         goto out;
     }
     json_t *arr = json_array();
-    if (n) {
-        /* Each key answers to its own auth key: list those of the signer. */
-        for (size_t i = 0; i < n; i++)
-            memcpy(allowed[i], keys[i].auth_key, 32);
-        size_t who;
-        if (!km_gw_auth(gw, st, req, (const unsigned char(*)[32])allowed, n, &who, resp)) {
+    /* Each key answers to its own auth key: the signer sees the keys it
+     * controls. A user without keys gets the same treatment (a valid
+     * signature, then an empty list), so the answer does not tell an
+     * unauthenticated caller whether a user id has keys. */
+    unsigned char claimed[32];
+    const char *hk = km_http_header(req, KM_GW_HDR_KEY);
+    if (n == 0) {
+        free(allowed);
+        allowed = calloc(1, 32);
+        if (!allowed) {
             json_decref(arr);
+            km_http_error(resp, 500, "internal", "out of memory");
             goto out;
         }
-        for (size_t i = 0; i < n; i++)
-            if (!memcmp(keys[i].auth_key, allowed[who], 32)) json_array_append_new(arr, key_json(&keys[i]));
+        if (hk && strlen(hk) == 64 && km_hex_decode(claimed, 32, hk, 64) == KM_OK)
+            memcpy(allowed[0], claimed, 32);
     }
+    for (size_t i = 0; i < n; i++)
+        memcpy(allowed[i], keys[i].auth_key, 32);
+    size_t who;
+    if (!km_gw_auth(gw, st, req, (const unsigned char(*)[32])allowed, n ? n : 1, &who, resp)) {
+        json_decref(arr);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!memcmp(keys[i].auth_key, allowed[who], 32)) json_array_append_new(arr, key_json(&keys[i]));
     km_http_json(resp, 200, json_pack("{s:o,s:o}", "user_id", km_json_uuid(user), "keys", arr));
 out:
     free(keys);
@@ -450,7 +465,7 @@ out:
 void km_h_single_get(void *app, const km_http_request *req, km_http_response *resp) {
     km_gateway *gw = app;
     unsigned char rid[16], key_id[16];
-    if (!km_gw_param_uuid(req, 0, "request_id", rid, resp)) return;
+    if (!km_gw_param_uuid(req, 0, "request_id", rid, resp) || !km_gw_wait_valid(gw, req, resp)) return;
     char key[48];
     km_gw_wait_key(key, KM_STORE_KEYSIGN, rid);
     uint64_t seq = km_http_wait_seq(gw->http, key);

@@ -145,7 +145,7 @@ out:
 void km_h_signing_get(void *app, const km_http_request *req, km_http_response *resp) {
     km_gateway *gw = app;
     unsigned char id[16];
-    if (!km_gw_param_uuid(req, 0, "signing_id", id, resp)) return;
+    if (!km_gw_param_uuid(req, 0, "signing_id", id, resp) || !km_gw_wait_valid(gw, req, resp)) return;
     char key[48];
     km_gw_wait_key(key, KM_STORE_SIGNING, id);
     uint64_t seq = km_http_wait_seq(gw->http, key);

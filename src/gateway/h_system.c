@@ -11,14 +11,17 @@
 #include "keymeld/hex.h"
 #include "keymeld/protocol.h"
 
-static json_t *enclave_json(km_gateway *gw, const km_gw_enclave_cfg *e) {
+/* detail: the operator view (address, call counters, last error) for
+ * /health/detail; the public listing does not reveal internal addresses. */
+static json_t *enclave_json(km_gateway *gw, const km_gw_enclave_cfg *e, int detail) {
     km_pool_status ps;
     memset(&ps, 0, sizeof ps);
     int have = km_pool_status_get(gw->pool, e->id, &ps) == KM_OK;
-    json_t *o = json_pack("{s:I,s:s,s:o,s:b,s:b}", "enclave_id", (json_int_t)e->id, "address", e->address,
-                          "public_key", km_json_hex(e->pubkey, 33), "connected", have && ps.connected,
-                          "ready", have && ps.connected && km_coord_enclave_ready(gw, e->id));
+    json_t *o = json_pack("{s:I,s:o,s:b,s:b}", "enclave_id", (json_int_t)e->id, "public_key",
+                          km_json_hex(e->pubkey, 33), "connected", have && ps.connected, "ready",
+                          have && ps.connected && km_coord_enclave_ready(gw, e->id));
     if (!o) return NULL;
+    if (detail) json_object_set_new(o, "address", json_string(e->address));
     if (have && ps.generation) {
         json_object_set_new(o, "fingerprint", km_json_hex(ps.fingerprint, 32));
         json_object_set_new(o, "generation", json_integer((json_int_t)ps.generation));
@@ -27,7 +30,7 @@ static json_t *enclave_json(km_gateway *gw, const km_gw_enclave_cfg *e) {
         json_object_set_new(o, "signing_sessions", json_integer(ps.signing_sessions));
         json_object_set_new(o, "keys", json_integer(ps.keys));
     }
-    if (have) {
+    if (have && detail) {
         json_object_set_new(o, "calls_ok", json_integer((json_int_t)ps.calls_ok));
         json_object_set_new(o, "calls_failed", json_integer((json_int_t)ps.calls_failed));
         json_object_set_new(o, "reconnects", json_integer((json_int_t)ps.reconnects));
@@ -41,7 +44,7 @@ void km_h_enclaves_list(void *app, const km_http_request *req, km_http_response 
     (void)req;
     json_t *arr = json_array();
     for (size_t i = 0; i < gw->cfg.n_enclaves; i++)
-        json_array_append_new(arr, enclave_json(gw, &gw->cfg.enclaves[i]));
+        json_array_append_new(arr, enclave_json(gw, &gw->cfg.enclaves[i], 0));
     km_http_json(resp, 200, json_pack("{s:o}", "enclaves", arr));
 }
 
@@ -66,7 +69,7 @@ void km_h_enclaves_get(void *app, const km_http_request *req, km_http_response *
         return;
     }
     const char *nonce_hex = km_http_query(req, "nonce");
-    json_t *o = enclave_json(gw, e);
+    json_t *o = enclave_json(gw, e, 0);
     if (nonce_hex) {
         unsigned char nonce[64];
         size_t n = 0;
@@ -89,6 +92,8 @@ void km_h_enclaves_get(void *app, const km_http_request *req, km_http_response *
             km_http_error(resp, 503, "enclave_unavailable",
                           "enclave %lu could not produce an attestation (%s)", id,
                           km_err_name(err ? err : (km_err)code));
+            resp->extra_header_name = "Retry-After";
+            resp->extra_header_value = "1";
         } else {
             json_object_set_new(o, "attestation_document", km_json_hex(doc.data, doc.len));
             km_http_json(resp, 200, o);
@@ -147,7 +152,7 @@ void km_h_health_detail(void *app, const km_http_request *req, km_http_response 
     km_gw_store_give(gw, st);
     json_t *enc = json_array();
     for (size_t i = 0; i < gw->cfg.n_enclaves; i++)
-        json_array_append_new(enc, enclave_json(gw, &gw->cfg.enclaves[i]));
+        json_array_append_new(enc, enclave_json(gw, &gw->cfg.enclaves[i], 1));
     size_t up = enclaves_up(gw);
     int ok = db_ok && up == gw->cfg.n_enclaves;
     json_t *o = json_pack("{s:s,s:s,s:I,s:o}", "status", ok ? "ok" : "degraded", "version", KM_GW_VERSION,

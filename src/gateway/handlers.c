@@ -55,6 +55,8 @@ void km_gw_store_error(km_http_response *resp, km_err err, const char *what) {
     default:
         km_http_error(resp, 503, "store_unavailable", "the database could not be used (%s)",
                       km_err_name(err));
+        resp->extra_header_name = "Retry-After";
+        resp->extra_header_value = "1";
     }
 }
 
@@ -97,6 +99,20 @@ int km_gw_enclave(km_gateway *gw, uint32_t enclave_id, uint16_t cmd, const km_bu
     km_http_error(resp, http, c, "enclave %u refused %s: %s%s%s", enclave_id, km_cmd_name(cmd),
                   km_err_name((km_err)status), detail[0] ? ": " : "", detail);
     return 0;
+}
+
+int km_gw_wait_valid(km_gateway *gw, const km_http_request *req, km_http_response *resp) {
+    const char *w = km_http_query(req, "wait");
+    if (!w) return 1;
+    char *end;
+    unsigned long v = strtoul(w, &end, 10);
+    if (!*w || *end || w[0] == '-' || w[0] == '+' || strlen(w) > 6 || v > gw->cfg.max_wait_seconds) {
+        km_http_error(resp, 400, "invalid_query",
+                      "query parameter 'wait' must be an integer in 0..%u (seconds)",
+                      gw->cfg.max_wait_seconds);
+        return 0;
+    }
+    return 1;
 }
 
 int km_gw_maybe_wait(km_gateway *gw, const km_http_request *req, km_http_response *resp, const char *key,

@@ -50,6 +50,11 @@ km_err km_gw_put_vbytes(km_buf *b, const unsigned char *p, size_t n);
 int km_gw_maybe_wait(km_gateway *gw, const km_http_request *req, km_http_response *resp, const char *key,
                      uint64_t seq, int final);
 
+/** Check the ?wait= parameter (before anything else, so that a bad value
+ *  costs the client no nonce). Returns 1 if absent or valid, 0 with resp
+ *  answered 400. */
+int km_gw_wait_valid(km_gateway *gw, const km_http_request *req, km_http_response *resp);
+
 /** JSON views (new references, NULL on allocation failure). */
 json_t *km_gw_keygen_json(km_store *st, const km_store_keygen *kg);
 json_t *km_gw_signing_json(km_store *st, const km_store_signing *s);

@@ -84,6 +84,7 @@ struct penclave {
     unsigned char fingerprint[32];
     uint64_t generation;
     int64_t boot_ms; /* gateway monotonic ms at which the current process started */
+    unsigned char boot_id[16]; /* the current process's random boot id (INFO) */
     uint64_t uptime_s;
     uint32_t keygens, signings, keys;
     uint64_t calls_ok, calls_failed, reconnects;
@@ -117,6 +118,7 @@ typedef struct info {
     unsigned char pub[33], fp[32];
     uint32_t keygens, signings, keys;
     uint64_t uptime_s;
+    unsigned char boot_id[16];
 } info;
 
 /* ---- time ----------------------------------------------------------------- */
@@ -201,6 +203,7 @@ static km_err parse_info(const unsigned char *b, size_t n, info *out) {
     (void)km_cursor_get_u32(&c, &out->signings);
     (void)km_cursor_get_u32(&c, &out->keys);
     (void)km_cursor_get_u64(&c, &out->uptime_s);
+    (void)km_cursor_get_bytes(&c, out->boot_id, 16);
     if (km_cursor_finish(&c) != KM_OK) return KM_ERR_PARSE;
     if (version != 1) return KM_ERR_UNSUPPORTED;
     unsigned char fp[32];
@@ -220,18 +223,21 @@ static void apply_info_locked(penclave *e, const info *in, int fresh, int64_t no
     /* Capped far above any real uptime so that the product cannot overflow. */
     uint64_t up_s = in->uptime_s < 1000000000000ull ? in->uptime_s : 1000000000000ull;
     int64_t boot = now - (int64_t)up_s * 1000;
+    /* The boot id decides (exact, even for a restart within a second); the
+     * boot time is only kept for display. */
     if (e->generation == 0) {
         e->generation = 1;
         e->boot_ms = boot;
-    } else if (fresh && boot > e->boot_ms + KM_POOL_RESTART_SLACK_MS) {
+        memcpy(e->boot_id, in->boot_id, 16);
+    } else if (fresh && memcmp(in->boot_id, e->boot_id, 16) != 0) {
         e->generation++;
         e->boot_ms = boot;
-    } else if (boot <= e->boot_ms + KM_POOL_RESTART_SLACK_MS &&
-               boot >= e->boot_ms - KM_POOL_RESTART_SLACK_MS) {
+        memcpy(e->boot_id, in->boot_id, 16);
+    } else if (memcmp(in->boot_id, e->boot_id, 16) == 0) {
         e->boot_ms = boot;
     } else {
-        /* An answer from an older process than the current one (it may
-         * still serve an old connection): not a status to show. */
+        /* A ping answer that does not fit the current process (an older
+         * one still serving an old connection): not a status to show. */
         return;
     }
     memcpy(e->fingerprint, in->fp, 32);

@@ -10,14 +10,14 @@
  *
  * Restarts. An enclave that restarts keeps its identity (same public key,
  * unsealed from its state) but loses every in-memory session and key. The
- * pool detects it from INFO's uptime (boot time = now - uptime; a boot time
- * more than KM_POOL_RESTART_SLACK_MS later than the one seen before is a new
- * process) and then increments the enclave's generation BEFORE the new
+ * pool detects it from INFO's boot id (random per enclave process; a new id
+ * on a new connection is a new process, however fast the restart) and then
+ * increments the enclave's generation BEFORE the new
  * connection takes any call, and tells the listener. The generation is 0 until
  * the first successful INFO, then 1. Every new connection runs INFO before it
- * takes calls, and a health thread repeats INFO every health_interval_ms.
- * Limitation: a process that restarts less than KM_POOL_RESTART_SLACK_MS after
- * the previous one started cannot be told apart from it by uptime.
+ * takes calls, and a health thread repeats INFO every health_interval_ms over
+ * a live connection (to refresh the status; it pings the enclaves one after
+ * the other, so a hung enclave delays the others' pings, never their calls).
  *
  * Failures. A call is NEVER re-sent by the pool: when the connection breaks
  * or the timeout passes, the caller gets KM_ERR_IO and does not know whether
@@ -53,7 +53,7 @@ extern "C" {
 /** Boot times (now - uptime) closer than this are taken to be one process:
  *  uptime has a resolution of one second and the clocks of gateway and
  *  enclave are read at slightly different moments. */
-#define KM_POOL_RESTART_SLACK_MS 2000
+#define KM_POOL_RESTART_SLACK_MS 2000 /**< tolerance of the boot-time estimate shown in the status */
 
 typedef struct km_pool km_pool;
 
@@ -119,7 +119,8 @@ void km_pool_destroy(km_pool *p);
  *           *code and the response body in resp;
  *           KM_ERR_NOT_FOUND: no enclave with this id;
  *           KM_ERR_IO: no connection is up, the connection broke before the
- *           answer, or call_timeout_ms passed;
+ *           answer, call_timeout_ms passed, or the pool is being destroyed
+ *           (see km_pool_status_get's last_error for which);
  *           KM_ERR_ARG: NULL pointer (body may be NULL only when len is 0) or
  *           len above the frame limit; KM_ERR_NOMEM.
  *  Args:    p: the pool.

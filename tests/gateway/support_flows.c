@@ -394,7 +394,13 @@ km_err km_gwflow_register(km_gwflow *f, km_client *c, int u, km_client_response 
     char id[37], target[128];
     km_uuid_format(id, &f->w.keygen_id);
     snprintf(target, sizeof target, "/api/v1/keygen/%s/participants", id);
-    return post_session(f, c, target, f->reg_body[u], out);
+    /* Signed by the participant's own auth key: the gateway learns that the
+     * registrant holds the key that will sign its approvals. */
+    secp256k1_keypair kp;
+    err = keypair_of(f->w.ctx, &kp, f->w.auth_sec[u]);
+    if (!err) err = call(client_of(f, c), "POST", target, f->reg_body[u], &kp, out);
+    km_wipe(&kp, sizeof kp);
+    return err;
 }
 
 /* Check an opened keygen result against the client's own computation. */
