@@ -124,8 +124,9 @@ KM_WARN_UNUSED km_err km_gwflow_attest(km_gwflow *f, km_client *c);
  *  Args: c: client or NULL (flow's). Out: out: MUST be empty. */
 KM_WARN_UNUSED km_err km_gwflow_create_keygen(km_gwflow *f, km_client *c, uint32_t timeout_secs,
                                               uint32_t max_signing_sessions, km_client_response *out);
-/** POST /api/v1/keygen/{id}/participants for participant u, signed with the
- *  session auth key: {user_id, blob, auth_key, require_approval}, blob =
+/** POST /api/v1/keygen/{id}/participants for participant u, signed with
+ *  the participant's own auth key (proving it holds the key that will sign
+ *  its approvals): {user_id, blob, auth_key, require_approval}, blob =
  *  ECIES of the 98-byte registration plaintext (session secret, secret key,
  *  auth key, flags) to the user's attested enclave with AD(register,
  *  keygen_id, user_id). Built once and kept in f; later calls resend it.
