@@ -124,8 +124,9 @@ KM_WARN_UNUSED km_err km_gwflow_attest(km_gwflow *f, km_client *c);
  *  Args: c: client or NULL (flow's). Out: out: MUST be empty. */
 KM_WARN_UNUSED km_err km_gwflow_create_keygen(km_gwflow *f, km_client *c, uint32_t timeout_secs,
                                               uint32_t max_signing_sessions, km_client_response *out);
-/** POST /api/v1/keygen/{id}/participants for participant u, signed with the
- *  session auth key: {user_id, blob, auth_key, require_approval}, blob =
+/** POST /api/v1/keygen/{id}/participants for participant u, signed with
+ *  the participant's own auth key (proving it holds the key that will sign
+ *  its approvals): {user_id, blob, auth_key, require_approval}, blob =
  *  ECIES of the 98-byte registration plaintext (session secret, secret key,
  *  auth key, flags) to the user's attested enclave with AD(register,
  *  keygen_id, user_id). Built once and kept in f; later calls resend it.
@@ -137,9 +138,10 @@ KM_WARN_UNUSED km_err km_gwflow_register(km_gwflow *f, km_client *c, int u, km_c
  *  5xx are retried. On completion open the result (AD keygen-result) and
  *  check: the listed public keys are exactly the participants' in order, and
  *  agg/output keys equal the client's own KeyAgg + tweak (kept in f->w.keyagg).
- *  Returns: KM_OK (completed and checked); KM_ERR_STATE (failed: out->json
- *           has the reason); KM_ERR_RANGE (not final in time); KM_ERR_IO (no
- *           answer at the deadline); KM_ERR_DECRYPT / KM_ERR_PARSE /
+ *  Returns: KM_OK (completed and checked); KM_ERR_STATE (failed: out->status
+ *           is 200 and out->json has the reason; or another 4xx answer);
+ *           KM_ERR_NOT_FOUND (404); KM_ERR_RANGE (not final in time);
+ *           KM_ERR_IO (no answer at the deadline); KM_ERR_DECRYPT / KM_ERR_PARSE /
  *           KM_ERR_VERIFY (the result is not what the client computed).
  *  Out: out: MUST be empty; the last response. */
 KM_WARN_UNUSED km_err km_gwflow_wait_keygen(km_gwflow *f, km_client *c, unsigned seconds,
@@ -178,8 +180,9 @@ KM_WARN_UNUSED km_err km_gwflow_approve(km_gwflow *f, km_client *c, int u, const
  *  failed or `seconds` passed (transport errors and 5xx retried), then open
  *  the sealed result (AD signing-result) into plaintext. The caller checks
  *  it with km_gwflow_check_result.
- *  Returns: KM_OK (completed, opened); KM_ERR_STATE (failed; reason in
- *           out->json); KM_ERR_RANGE (not final in time); KM_ERR_IO;
+ *  Returns: KM_OK (completed, opened); KM_ERR_STATE (failed: out->status is
+ *           200 and out->json has the reason; or another 4xx answer);
+ *           KM_ERR_NOT_FOUND (404); KM_ERR_RANGE (not final in time); KM_ERR_IO;
  *           KM_ERR_DECRYPT / KM_ERR_PARSE (the result does not open).
  *  Out: out: MUST be empty; the last response. plaintext: initialised;
  *       the opened result (empty unless KM_OK). */
@@ -247,9 +250,9 @@ KM_WARN_UNUSED km_err km_gwflow_key_sign(km_ctx *ctx, km_client *c, const km_gwf
 /** Poll GET /sign/single/{rid}?wait=N (auth key) until completed or failed
  *  or `seconds` passed, open the result with response_key32 and verify the
  *  signature (BIP-340 under the key's x-only key, or low-S ECDSA under pub33).
- *  Returns: KM_OK (sig64 verified); KM_ERR_STATE (failed); KM_ERR_RANGE
- *           (timeout); KM_ERR_IO; KM_ERR_DECRYPT / KM_ERR_PARSE / KM_ERR_VERIFY.
- *  Out: out: MUST be empty; sig64: the signature (zeroed unless KM_OK). */
+ *  Returns: KM_OK (sig64 verified); KM_ERR_STATE (failed, or another 4xx);
+ *           KM_ERR_NOT_FOUND (404); KM_ERR_RANGE (timeout); KM_ERR_IO; KM_ERR_DECRYPT / KM_ERR_PARSE /
+ * KM_ERR_VERIFY. Out: out: MUST be empty; sig64: the signature (zeroed unless KM_OK). */
 KM_WARN_UNUSED km_err km_gwflow_key_wait(km_ctx *ctx, km_client *c, const km_gwflow_key *k,
                                          const km_uuid *request_id, uint8_t algo, const unsigned char *msg,
                                          size_t msg_len, const unsigned char response_key32[32],

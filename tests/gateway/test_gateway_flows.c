@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "keymeld/aead.h"
+#include "keymeld/attestation.h"
 #include "keymeld/hash.h"
 #include "keymeld/hex.h"
 #include "keymeld/single.h"
@@ -104,6 +105,57 @@ static int cmp_u64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* A client that trusts the gateway would be fooled by a document made for
+ * someone else: the checks the flow relies on each catch one substitution.
+ * Fetch enclave 0's document for nonce A and verify it as if it were fresh
+ * for nonce B, as enclave 1's, and under enclave 1's root. */
+static void attestation_substitutions(void) {
+    km_client *c;
+    km_client_response r = {0};
+    CHECK_OK(km_gwtest_client(&g_t, &c));
+    unsigned char nonce[32], other_nonce[32];
+    char hex[65], target[128];
+    CHECK_OK(km_random_bytes(nonce, 32));
+    CHECK_OK(km_random_bytes(other_nonce, 32));
+    CHECK_OK(km_hex_encode(hex, sizeof hex, nonce, 32));
+    snprintf(target, sizeof target, "/api/v1/enclaves/0?nonce=%s", hex);
+    CHECK_OK(km_client_call(c, "GET", target, NULL, NULL, &r));
+    EXPECT_STATUS(r, 200);
+    const char *dh = km_gwflow_str(&r, "attestation_document");
+    assert_non_null(dh);
+    size_t hl = strlen(dh), dl = 0;
+    unsigned char *doc = malloc(hl / 2 + 1);
+    assert_non_null(doc);
+    CHECK_OK(km_hex_decode_var(doc, hl / 2 + 1, &dl, dh, hl));
+    km_buf root0, root1;
+    CHECK_OK(km_gwtest_ca_root(&g_t, 0, &root0));
+    CHECK_OK(km_gwtest_ca_root(&g_t, 1, &root1));
+    km_attest_policy pol = {.now = (uint64_t)time(NULL),
+                            .max_age_ms = 60000,
+                            .max_future_ms = 5000,
+                            .nonce = nonce,
+                            .nonce_len = 32,
+                            .public_key = g_t.enc[0].pub,
+                            .public_key_len = 33};
+    km_attest_reason why;
+    assert_int_equal(km_attest_verify(doc, dl, root0.data, root0.len, &pol, NULL, &why), KM_OK);
+    km_attest_policy p2 = pol;
+    p2.nonce = other_nonce; /* a replayed document */
+    assert_int_equal(km_attest_verify(doc, dl, root0.data, root0.len, &p2, NULL, &why), KM_ERR_ATTESTATION);
+    assert_int_equal(why, KM_ATTEST_NONCE_MISMATCH);
+    p2 = pol;
+    p2.public_key = g_t.enc[1].pub; /* enclave 0's document passed off as enclave 1's */
+    assert_int_equal(km_attest_verify(doc, dl, root0.data, root0.len, &p2, NULL, &why), KM_ERR_ATTESTATION);
+    assert_int_equal(why, KM_ATTEST_PUBLIC_KEY_MISMATCH);
+    assert_int_equal(km_attest_verify(doc, dl, root1.data, root1.len, &pol, NULL, &why), KM_ERR_ATTESTATION);
+    assert_int_equal(why, KM_ATTEST_ROOT_MISMATCH);
+    km_buf_free(&root0);
+    km_buf_free(&root1);
+    free(doc);
+    km_client_response_clear(&r);
+    km_client_free(c);
+}
+
 /* 1. Three participants on two enclaves: attestation, keygen, one BIP-86
  *    signing, a batch with an adaptor item, and the latency of a session. */
 static void test_three_on_two(void **state) {
@@ -113,6 +165,7 @@ static void test_three_on_two(void **state) {
     CHECK_OK(km_gwflow_attest(&f, NULL));
     for (int i = 0; i < 2; i++)
         assert_memory_equal(f.w.enc[i].pub, g_t.enc[i].pub, 33);
+    attestation_substitutions();
     CHECK_OK(km_gwflow_keygen(&f, WAIT_S));
     assert_true(f.keygen_done);
     /* The gateway's status view of the finished keygen. */
@@ -120,6 +173,20 @@ static void test_three_on_two(void **state) {
     CHECK_OK(km_gwflow_wait_keygen(&f, NULL, 1, &r));
     assert_int_equal(json_integer_value(json_object_get(r.json, "participants_expected")), 3);
     assert_int_equal(json_integer_value(json_object_get(r.json, "participants_registered")), 3);
+    /* Only the session key reads the keygen: a participant's auth key is
+     * authentic but not allowed (403); an unsigned read is refused (401). */
+    char id[37], target[128];
+    km_uuid_format(id, &f.w.keygen_id);
+    snprintf(target, sizeof target, "/api/v1/keygen/%s", id);
+    secp256k1_keypair kp;
+    assert_true(secp256k1_keypair_create(km_ctx_secp(f.w.ctx), &kp, f.w.auth_sec[0]));
+    km_client_response_clear(&r);
+    CHECK_OK(km_client_call(f.client, "GET", target, NULL, &kp, &r));
+    EXPECT_STATUS(r, 403);
+    km_wipe(&kp, sizeof kp);
+    km_client_response_clear(&r);
+    CHECK_OK(km_client_call(f.client, "GET", target, NULL, NULL, &r));
+    EXPECT_STATUS(r, 401);
     km_client_response_clear(&r);
 
     (void)sign_one(&f, NULL);
