@@ -171,6 +171,8 @@ km_err km_gw_config_load_file(km_gw_config *cfg, const char *path, char *msg, si
                 err = fail(msg, msg_len, "'listen' must be \"HOST:PORT\"");
         } else if (!strcmp(key, "database")) {
             err = get_str(v, key, cfg->database, sizeof cfg->database, msg, msg_len);
+        } else if (!strcmp(key, "instance_name")) {
+            err = get_str(v, key, cfg->instance_name, sizeof cfg->instance_name, msg, msg_len);
         } else if (!strcmp(key, "gateway_key_file")) {
             err = get_str(v, key, cfg->gateway_key_file, sizeof cfg->gateway_key_file, msg, msg_len);
         } else if (!strcmp(key, "enclaves")) {

@@ -24,6 +24,7 @@ typedef struct km_gw_config {
     uint16_t listen_port; /**< 0: ephemeral */
     char database[KM_GW_PATH_MAX];
     char gateway_key_file[KM_GW_PATH_MAX];
+    char instance_name[48]; /**< lease owner name; "" = "<hostname>:<port>" (random when the port is 0) */
     size_t n_enclaves;
     km_gw_enclave_cfg enclaves[KM_GW_MAX_ENCLAVES];
     /* limits */

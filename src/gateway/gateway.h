@@ -40,7 +40,7 @@ typedef struct km_gateway {
     km_pool *pool;
     km_http_server *http;
     km_coord *coord;
-    char owner[40]; /**< this process's lease owner name (random) */
+    char owner[KM_STORE_OWNER_MAX]; /**< lease owner name (config instance_name, host:port or random) */
     int64_t started_at;
     km_gw_metrics metrics;
     /* store handles */

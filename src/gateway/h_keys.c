@@ -316,7 +316,8 @@ void km_h_keys_delete(void *app, const km_http_request *req, km_http_response *r
     km_gateway *gw = app;
     json_t *body;
     unsigned char ids[2][16];
-    if (!km_gw_param_uuid(req, 0, "user_id", ids[0], resp) || !km_gw_param_uuid(req, 1, "key_id", ids[1], resp))
+    if (!km_gw_param_uuid(req, 0, "user_id", ids[0], resp) ||
+        !km_gw_param_uuid(req, 1, "key_id", ids[1], resp))
         return; /* path before body, as everywhere */
     if (!km_gw_body(req, resp, DELETE_FIELDS, 2, &body)) return;
     uint64_t ts = 0;

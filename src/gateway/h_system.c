@@ -69,7 +69,8 @@ void km_h_enclaves_get(void *app, const km_http_request *req, km_http_response *
         return;
     }
     const char *nonce_hex = km_http_query(req, "nonce");
-    if (!nonce_hex && km_gw_query_named(req, "nonce")) nonce_hex = ""; /* present but undecodable: 400 below */
+    if (!nonce_hex && km_gw_query_named(req, "nonce"))
+        nonce_hex = ""; /* present but undecodable: 400 below */
     json_t *o = enclave_json(gw, e, 0);
     if (nonce_hex) {
         unsigned char nonce[64];

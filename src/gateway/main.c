@@ -242,7 +242,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "keymeld-gateway: no randomness\n");
         goto out;
     }
-    snprintf(gw->owner, sizeof gw->owner, "gw-%d-%s", (int)getpid(), owner_hex);
+    /* The lease owner. A stable name lets a restarted gateway take its own
+     * sessions back at once instead of waiting for its old leases to end; two
+     * running gateways MUST have different names (docs/OPERATIONS.md). */
+    char host[32] = "";
+    if (gw->cfg.instance_name[0])
+        snprintf(gw->owner, sizeof gw->owner, "%.47s", gw->cfg.instance_name);
+    else if (gw->cfg.listen_port != 0 && gethostname(host, sizeof host - 1) == 0)
+        snprintf(gw->owner, sizeof gw->owner, "%.31s:%u", host, gw->cfg.listen_port);
+    else
+        snprintf(gw->owner, sizeof gw->owner, "gw-%d-%s", (int)getpid(), owner_hex);
     gw->started_at = km_gw_now();
 
     km_pool_config pc;
