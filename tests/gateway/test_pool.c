@@ -64,6 +64,25 @@ static int wait_disconnected(km_pool *p, uint32_t id, unsigned timeout_ms) {
     return 0;
 }
 
+/* SIGSTOP is asynchronous: kill() may return before every thread of the
+ * target has stopped. Wait until /proc says the process is stopped ('T'), so
+ * that no request sent afterwards can still be answered. */
+static int wait_stopped(pid_t pid, unsigned timeout_ms) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    for (unsigned waited = 0; waited < timeout_ms; waited += 5) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f) fclose(f);
+        buf[n] = '\0';
+        const char *rp = strrchr(buf, ')');
+        if (rp && rp[1] == ' ' && rp[2] == 'T') return 1;
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
 static int wait_in_flight(km_pool *p, uint32_t id, uint32_t n, unsigned timeout_ms) {
     int64_t end = now_ms() + timeout_ms;
     while (now_ms() < end) {
@@ -505,6 +524,7 @@ static void test_kill_and_restart(void **state) {
 
     /* Freeze the enclave so that the calls are really in flight, then kill it. */
     assert_int_equal(kill(t.pid, SIGSTOP), 0);
+    assert_true(wait_stopped(t.pid, 5000));
     blocked b[N_BLOCKED];
     pthread_t th[N_BLOCKED];
     for (int i = 0; i < N_BLOCKED; i++) {
@@ -610,6 +630,7 @@ static void test_timeout_then_late_answer(void **state) {
     km_buf_init(&resp);
     uint16_t code = 3;
     assert_int_equal(kill(t.pid, SIGSTOP), 0);
+    assert_true(wait_stopped(t.pid, 5000));
     int64_t t0 = now_ms();
     assert_int_equal(km_pool_call(p, 6, KM_CMD_INFO, NULL, 0, &code, &resp), KM_ERR_IO);
     int64_t took = now_ms() - t0;
@@ -660,6 +681,7 @@ static void test_destroy_with_calls_in_flight(void **state) {
     km_wipe(gw, sizeof gw);
     assert_true(wait_connected(p, 4, 1, 10000));
     assert_int_equal(kill(t.pid, SIGSTOP), 0);
+    assert_true(wait_stopped(t.pid, 5000));
     blocked b[N_BLOCKED];
     pthread_t th[N_BLOCKED];
     for (int i = 0; i < N_BLOCKED; i++) {
