@@ -1,5 +1,6 @@
 /* gateway/auth.c — see auth.h. */
 #include "gateway/auth.h"
+#include "gateway/handlers.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -79,7 +80,7 @@ int km_gw_auth(km_gateway *gw, km_store *st, const km_http_request *req, const u
         return deny(gw, resp, 401, "auth_replayed",
                     "this signed request was already used (nonce seen before)");
     if (err) {
-        km_http_error(resp, 503, "store_unavailable", "cannot record the request nonce");
+        km_gw_store_error(resp, err, "the replay cache");
         return 0;
     }
     if (signer_index) *signer_index = which;

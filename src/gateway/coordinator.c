@@ -123,7 +123,7 @@ static km_err call(km_gateway *gw, task *t, uint32_t enclave_id, uint16_t cmd, c
          * the detail is what names e.g. the participant whose partial
          * signature was invalid. */
         if (detail[0])
-            snprintf(t->last_error, sizeof t->last_error, "%.100s [%s, enclave %u]", detail,
+            snprintf(t->last_error, sizeof t->last_error, "%.88s [%s, enclave %u]", detail,
                      km_err_name((km_err)status), enclave_id);
         else
             snprintf(t->last_error, sizeof t->last_error, "enclave %u refused %s: %s", enclave_id,

@@ -330,8 +330,9 @@ static void answer_registration(km_store *st, const km_store_keygen *kg, const u
                                 uint32_t enclave_id, const km_buf *record, int status,
                                 km_http_response *resp) {
     km_store_keygen now;
-    if (km_store_keygen_get(st, kg->id, &now) != KM_OK) {
-        km_http_error(resp, 503, "store_unavailable", "cannot read the keygen back");
+    km_err err = km_store_keygen_get(st, kg->id, &now);
+    if (err) {
+        km_gw_store_error(resp, err == KM_ERR_NOT_FOUND ? KM_ERR_IO : err, "keygen");
         return;
     }
     json_t *o = km_gw_keygen_json(st, &now);

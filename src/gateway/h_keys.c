@@ -260,50 +260,33 @@ void km_h_keys_get(void *app, const km_http_request *req, km_http_response *resp
 
 void km_h_keys_list(void *app, const km_http_request *req, km_http_response *resp) {
     km_gateway *gw = app;
-    unsigned char user[16];
+    unsigned char user[16], claimed[32] = {0};
     if (!km_gw_param_uuid(req, 0, "user_id", user, resp)) return;
+    /* Any validly signed request gets 200 with the keys its signer controls
+     * (possibly none): neither the status nor the body tells a caller whether
+     * the user has keys it does not control. */
+    const char *hk = km_http_header(req, KM_GW_HDR_KEY);
+    if (hk && (strlen(hk) != 64 || km_hex_decode(claimed, 32, hk, 64) != KM_OK)) memset(claimed, 0, 32);
     km_store *st = km_gw_store_take(gw);
+    if (!km_gw_auth(gw, st, req, (const unsigned char(*)[32])claimed, 1, NULL, resp)) {
+        km_gw_store_give(gw, st);
+        return;
+    }
     size_t n = 0;
     km_store_key one;
     km_err err = km_store_key_list_by_user(st, user, &one, 0, &n);
     km_store_key *keys = n ? calloc(n, sizeof *keys) : NULL;
-    unsigned char(*allowed)[32] = n ? calloc(n, 32) : NULL;
-    if (err == KM_ERR_BUFFER_SMALL && keys) err = km_store_key_list_by_user(st, user, keys, n, &n);
+    if (err == KM_ERR_BUFFER_SMALL)
+        err = keys ? km_store_key_list_by_user(st, user, keys, n, &n) : KM_ERR_NOMEM;
     if (err) {
         km_gw_store_error(resp, err, "keys");
-        goto out;
+    } else {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++)
+            if (!memcmp(keys[i].auth_key, claimed, 32)) json_array_append_new(arr, key_json(&keys[i]));
+        km_http_json(resp, 200, json_pack("{s:o,s:o}", "user_id", km_json_uuid(user), "keys", arr));
     }
-    json_t *arr = json_array();
-    /* Each key answers to its own auth key: the signer sees the keys it
-     * controls. A user without keys gets the same treatment (a valid
-     * signature, then an empty list), so the answer does not tell an
-     * unauthenticated caller whether a user id has keys. */
-    unsigned char claimed[32];
-    const char *hk = km_http_header(req, KM_GW_HDR_KEY);
-    if (n == 0) {
-        free(allowed);
-        allowed = calloc(1, 32);
-        if (!allowed) {
-            json_decref(arr);
-            km_http_error(resp, 500, "internal", "out of memory");
-            goto out;
-        }
-        if (hk && strlen(hk) == 64 && km_hex_decode(claimed, 32, hk, 64) == KM_OK)
-            memcpy(allowed[0], claimed, 32);
-    }
-    for (size_t i = 0; i < n; i++)
-        memcpy(allowed[i], keys[i].auth_key, 32);
-    size_t who;
-    if (!km_gw_auth(gw, st, req, (const unsigned char(*)[32])allowed, n ? n : 1, &who, resp)) {
-        json_decref(arr);
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (!memcmp(keys[i].auth_key, allowed[who], 32)) json_array_append_new(arr, key_json(&keys[i]));
-    km_http_json(resp, 200, json_pack("{s:o,s:o}", "user_id", km_json_uuid(user), "keys", arr));
-out:
     free(keys);
-    free(allowed);
     km_gw_store_give(gw, st);
 }
 
