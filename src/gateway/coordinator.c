@@ -319,10 +319,21 @@ static km_err stored_records(km_store *st, const unsigned char id[16], km_store_
     return err;
 }
 
-/* Store each record of a reply "u16 n | vbytes record*n"; a record starts
+/* Records collected from every enclave in one round. */
+typedef struct round_records {
+    km_store_record *r;
+    size_t n, cap;
+} round_records;
+
+static void round_records_free(round_records *rr) {
+    if (rr->r) km_store_records_clear(rr->r, rr->n);
+    free(rr->r);
+    memset(rr, 0, sizeof *rr);
+}
+
+/* Append each record of a reply "u16 n | vbytes record*n"; a record starts
  * with its user id (PROTOCOL.md 5.3). */
-static km_err put_records(km_store *st, const unsigned char id[16], km_store_record_kind kind,
-                          const km_buf *reply) {
+static km_err add_records(round_records *rr, const km_buf *reply) {
     km_cursor c;
     uint16_t n;
     km_cursor_init(&c, reply->data, reply->len);
@@ -333,7 +344,20 @@ static km_err put_records(km_store *st, const unsigned char id[16], km_store_rec
         err = km_cursor_get_u32(&c, &len);
         if (!err) err = km_cursor_get_view(&c, &rec, len);
         if (!err && len < 16) err = KM_ERR_PARSE;
-        if (!err) err = km_store_signing_put_record(st, id, kind, rec, rec, len);
+        if (!err && rr->n == rr->cap) {
+            size_t cap = rr->cap ? 2 * rr->cap : 8;
+            km_store_record *nr = realloc(rr->r, cap * sizeof *nr);
+            if (!nr) return KM_ERR_NOMEM;
+            rr->r = nr;
+            rr->cap = cap;
+        }
+        if (!err) {
+            km_store_record *r = &rr->r[rr->n];
+            memcpy(r->user_id, rec, 16);
+            km_buf_init(&r->blob);
+            rr->n++;
+            err = km_buf_put(&r->blob, rec, len);
+        }
     }
     if (!err) err = km_cursor_finish(&c);
     return err;
@@ -403,23 +427,23 @@ static int step_approvals(signing_ctx *x) {
 /* Round 1 on every enclave (each returns its participants' signed, sealed
  * nonce records), then relay the stored approvals to the users' enclaves. */
 static int step_nonces(signing_ctx *x) {
+    round_records rr = {0};
+    int rc = S_NEXT;
     km_err code, err = km_buf_put(&x->body, x->s.keygen_id, 16);
     if (!err) err = km_buf_put(&x->body, x->t->id, 16);
     if (!err) err = km_gw_put_vbytes(&x->body, x->s.items.data, x->s.items.len);
-    if (err) return S_RETRY;
-    for (size_t i = 0; i < x->m; i++) {
-        if (call(x->gw, x->t, x->encs[i], KM_CMD_SIGN_INIT, &x->body, &x->reply, &code)) return S_RETRY;
-        if (code != KM_OK) return refused(x);
-        err = put_records(x->st, x->t->id, KM_RECORD_NONCE, &x->reply);
-        /* Other nonces than the stored ones: that enclave lost the round. */
-        if (err == KM_ERR_DUPLICATE)
-            return restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
-        if (err) return S_RETRY;
+    for (size_t i = 0; !err && rc == S_NEXT && i < x->m; i++) {
+        if (call(x->gw, x->t, x->encs[i], KM_CMD_SIGN_INIT, &x->body, &x->reply, &code))
+            rc = S_RETRY;
+        else if (code != KM_OK)
+            rc = refused(x);
+        else
+            err = add_records(&rr, &x->reply);
     }
-    for (size_t i = 0; i < x->n; i++) {
+    if (err) rc = S_RETRY;
+    for (size_t i = 0; rc == S_NEXT && i < x->n; i++) {
         km_buf sig;
         km_buf_init(&sig);
-        int rc = S_NEXT;
         if (km_store_approval_get(x->st, x->t->id, x->as[i].user_id, &sig) == KM_OK && sig.len == 64) {
             x->body.len = 0;
             if (km_buf_put(&x->body, x->t->id, 16) || km_buf_put(&x->body, x->as[i].user_id, 16) ||
@@ -430,31 +454,48 @@ static int step_nonces(signing_ctx *x) {
                 rc = refused(x);
         }
         km_buf_free(&sig);
-        if (rc != S_NEXT) return rc;
     }
-    return km_store_signing_set_state(x->st, x->t->id, KM_SIGNING_PARTIALS, NULL, km_gw_now()) ? S_RETRY
-                                                                                               : S_NEXT;
+    if (rc == S_NEXT) {
+        /* The round's records and the move to partials, in one transaction. */
+        err = km_store_signing_put_records(x->st, x->t->id, KM_RECORD_NONCE, rr.r, rr.n, km_gw_now());
+        /* Other nonces than the stored ones: an enclave lost the round. */
+        if (err == KM_ERR_DUPLICATE)
+            rc = restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
+        else if (err)
+            rc = S_RETRY;
+    }
+    round_records_free(&rr);
+    return rc;
 }
 
 /* Round 2: every enclave gets every nonce record and signs its units. */
 static int step_partials(signing_ctx *x) {
+    round_records rr = {0};
+    int rc = S_NEXT, lost = 0;
     km_err code, err = km_buf_put(&x->body, x->t->id, 16);
     if (!err) err = stored_records(x->st, x->t->id, KM_RECORD_NONCE, &x->body);
-    if (err) return S_RETRY;
-    for (size_t i = 0; i < x->m; i++) {
-        if (call(x->gw, x->t, x->encs[i], KM_CMD_SIGN_PARTIAL, &x->body, &x->reply, &code)) return S_RETRY;
-        /* The enclave no longer knows the round (restart) or holds other
-         * nonces: start over with fresh nonces everywhere. */
-        if (code == KM_ERR_NOT_FOUND || code == KM_ERR_NONCE_REUSE)
-            return restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
-        if (code != KM_OK) return refused(x);
-        err = put_records(x->st, x->t->id, KM_RECORD_PARTIAL, &x->reply);
-        if (err == KM_ERR_DUPLICATE)
-            return restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
-        if (err) return S_RETRY;
+    for (size_t i = 0; !err && !lost && rc == S_NEXT && i < x->m; i++) {
+        if (call(x->gw, x->t, x->encs[i], KM_CMD_SIGN_PARTIAL, &x->body, &x->reply, &code))
+            rc = S_RETRY;
+        else if (code == KM_ERR_NOT_FOUND || code == KM_ERR_NONCE_REUSE)
+            lost = 1; /* the enclave no longer knows the round (restart) or holds other nonces */
+        else if (code != KM_OK)
+            rc = refused(x);
+        else
+            err = add_records(&rr, &x->reply);
     }
-    return km_store_signing_set_state(x->st, x->t->id, KM_SIGNING_FINALIZING, NULL, km_gw_now()) ? S_RETRY
-                                                                                                 : S_NEXT;
+    if (err) rc = S_RETRY;
+    if (rc == S_NEXT && !lost) {
+        err = km_store_signing_put_records(x->st, x->t->id, KM_RECORD_PARTIAL, rr.r, rr.n, km_gw_now());
+        if (err == KM_ERR_DUPLICATE)
+            lost = 1;
+        else if (err)
+            rc = S_RETRY;
+    }
+    /* Start over with fresh nonces everywhere. */
+    if (rc == S_NEXT && lost) rc = restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
+    round_records_free(&rr);
+    return rc;
 }
 
 /* One enclave verifies every partial signature, aggregates, verifies the
@@ -781,6 +822,28 @@ static uint64_t backoff_ms(const km_gateway *gw, unsigned attempts) {
     return d / 2 + (d / 2) * r / 255; /* jitter: independent sessions do not retry in lockstep */
 }
 
+/* 1 if the session is completed or failed (or gone). A read: no disk sync. */
+static int session_terminal(km_store *st, int kind, const unsigned char id[16]) {
+    int terminal = 1;
+    if (kind == T_KEYGEN) {
+        km_store_keygen kg;
+        if (km_store_keygen_get(st, id, &kg) == KM_OK) {
+            terminal = kg.state == KM_KEYGEN_COMPLETED || kg.state == KM_KEYGEN_FAILED;
+            km_store_keygen_clear(&kg);
+        }
+    } else if (kind == T_SIGNING) {
+        km_store_signing s;
+        if (km_store_signing_get(st, id, &s) == KM_OK) {
+            terminal = s.state == KM_SIGNING_COMPLETED || s.state == KM_SIGNING_FAILED;
+            km_store_signing_clear(&s);
+        }
+    } else {
+        km_store_keysign_state ks;
+        if (km_store_keysign_get(st, id, &ks, NULL, NULL) == KM_OK) terminal = ks != KM_KEYSIGN_PENDING;
+    }
+    return terminal;
+}
+
 static int run_task(km_gateway *gw, task *t) {
     km_store *st = km_gw_store_take(gw);
     int rc = R_DONE;
@@ -795,30 +858,15 @@ static int run_task(km_gateway *gw, task *t) {
             rc = t->kind == T_KEYGEN    ? run_keygen(gw, st, t)
                  : t->kind == T_SIGNING ? run_signing(gw, st, t)
                                         : run_keysign(gw, st, t);
-            /* A failed release only delays another gateway until the lease ends. */
-            if (km_store_release(st, (km_store_kind)t->kind, t->id, gw->owner) != KM_OK)
+            /* A finished session needs no release (nobody can claim it; that
+             * saves a disk sync per session). A failed release only delays
+             * another gateway until the lease ends. */
+            if (!session_terminal(st, t->kind, t->id) &&
+                km_store_release(st, (km_store_kind)t->kind, t->id, gw->owner) != KM_OK)
                 fprintf(stderr, "keymeld-gateway: could not release a session lease\n");
         } else if (err == KM_ERR_STATE) {
             /* terminal, or another gateway drives it: look again after its lease */
-            km_store_session_ref one;
-            size_t n;
-            (void)one;
-            (void)n;
-            rc = R_RETRY;
-            km_store_keygen kg;
-            km_store_signing s;
-            km_store_keysign_state ks;
-            if (t->kind == T_KEYGEN && km_store_keygen_get(st, t->id, &kg) == KM_OK) {
-                if (kg.state == KM_KEYGEN_COMPLETED || kg.state == KM_KEYGEN_FAILED) rc = R_DONE;
-                km_store_keygen_clear(&kg);
-            } else if (t->kind == T_SIGNING && km_store_signing_get(st, t->id, &s) == KM_OK) {
-                if (s.state == KM_SIGNING_COMPLETED || s.state == KM_SIGNING_FAILED) rc = R_DONE;
-                km_store_signing_clear(&s);
-            } else if (t->kind == T_KEYSIGN && km_store_keysign_get(st, t->id, &ks, NULL, NULL) == KM_OK) {
-                if (ks != KM_KEYSIGN_PENDING) rc = R_DONE;
-            } else {
-                rc = R_DONE;
-            }
+            rc = session_terminal(st, t->kind, t->id) ? R_DONE : R_RETRY;
         } else if (err != KM_ERR_NOT_FOUND) {
             rc = R_RETRY;
         }

@@ -414,6 +414,21 @@ km_err km_store_signing_records(km_store *st, const unsigned char id[KM_STORE_ID
                                 size_t *n) KM_WARN_UNUSED;
 void km_store_records_clear(km_store_record *recs, size_t n);
 
+/** Store a whole round's records and advance the session, in ONE
+ *  transaction: nonce records in state nonces, then nonces -> partials;
+ *  partial records in state partials, then partials -> finalizing. A round's
+ *  outcome is thus either entirely on disk (with the state that says so) or
+ *  not at all, and the round costs one fsync instead of one per record.
+ *  Repeating it after the commit (a retry) finds the next state and equal
+ *  records: KM_OK, nothing written.
+ *  Returns: KM_OK; KM_ERR_DUPLICATE (a record differs from a stored one: the
+ *           enclave produced another round; nothing written); KM_ERR_STATE
+ *           (any other state); KM_ERR_NOT_FOUND; KM_ERR_ARG (empty blob, NULL).
+ *  In: recs: n records (user_id and blob; blob not taken over). */
+km_err km_store_signing_put_records(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
+                                    km_store_record_kind kind, const km_store_record *recs, size_t n,
+                                    int64_t now) KM_WARN_UNUSED;
+
 /* ---- approvals ------------------------------------------------------------ */
 
 /** Store a user's approval signature (only in collecting_approvals; the caller

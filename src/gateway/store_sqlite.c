@@ -858,6 +858,33 @@ km_err km_store_signing_complete(km_store *st, const unsigned char id[KM_STORE_I
                             result_len, now);
 }
 
+/* One record inside an open transaction; cur is the session's state.
+ * Equal record already there: KM_OK; another: KM_ERR_DUPLICATE; absent and
+ * the state is not the record's round (want): KM_ERR_STATE. */
+static km_err put_record_in_tx(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
+                               km_store_record_kind kind, const unsigned char user_id[KM_STORE_ID_LEN],
+                               const unsigned char *blob, size_t blob_len, int cur, int want) {
+    sqlite3_stmt *s;
+    km_err err =
+        prep(st, "SELECT blob FROM signing_records WHERE signing_id = ? AND kind = ? AND user_id = ?", &s);
+    if (err) return err;
+    int rc = bind_id(s, 1, id);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int(s, 2, (int)kind);
+    if (rc == SQLITE_OK) rc = bind_id(s, 3, user_id);
+    err = step_row(s, rc);
+    if (err == KM_OK && !col_equals(s, 0, blob, blob_len)) err = KM_ERR_DUPLICATE;
+    sqlite3_finalize(s);
+    if (err != KM_ERR_NOT_FOUND) return err;
+    if (cur != want) return KM_ERR_STATE;
+    err = prep(st, "INSERT INTO signing_records(signing_id, kind, user_id, blob) VALUES (?, ?, ?, ?)", &s);
+    if (err) return err;
+    rc = bind_id(s, 1, id);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int(s, 2, (int)kind);
+    if (rc == SQLITE_OK) rc = bind_id(s, 3, user_id);
+    if (rc == SQLITE_OK) rc = bind_blob(s, 4, blob, blob_len);
+    return run(s, rc);
+}
+
 km_err km_store_signing_put_record(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
                                    km_store_record_kind kind, const unsigned char user_id[KM_STORE_ID_LEN],
                                    const unsigned char *blob, size_t blob_len) {
@@ -868,31 +895,38 @@ km_err km_store_signing_put_record(km_store *st, const unsigned char id[KM_STORE
     if (err) return err;
     int cur = 0;
     err = get_state(st, KM_STORE_SIGNING, id, &cur);
-    sqlite3_stmt *s;
-    if (err == KM_OK) {
-        err = prep(st, "SELECT blob FROM signing_records WHERE signing_id = ? AND kind = ? AND user_id = ?",
-                   &s);
+    if (err == KM_OK)
+        err = put_record_in_tx(st, id, kind, user_id, blob, blob_len, cur,
+                               kind == KM_RECORD_NONCE ? KM_SIGNING_NONCES : KM_SIGNING_PARTIALS);
+    return tx_end(st, err);
+}
+
+km_err km_store_signing_put_records(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
+                                    km_store_record_kind kind, const km_store_record *recs, size_t n,
+                                    int64_t now) {
+    if (st == NULL || id == NULL || (recs == NULL && n > 0) ||
+        (kind != KM_RECORD_NONCE && kind != KM_RECORD_PARTIAL))
+        return KM_ERR_ARG;
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].blob.data == NULL || recs[i].blob.len == 0 || recs[i].blob.len > KM_STORE_BLOB_MAX)
+            return KM_ERR_ARG;
+    int want = kind == KM_RECORD_NONCE ? KM_SIGNING_NONCES : KM_SIGNING_PARTIALS;
+    int next = kind == KM_RECORD_NONCE ? KM_SIGNING_PARTIALS : KM_SIGNING_FINALIZING;
+    km_err err = tx_begin(st);
+    if (err) return err;
+    int cur = 0;
+    err = get_state(st, KM_STORE_SIGNING, id, &cur);
+    /* A retry after the commit finds the next state and equal records. */
+    if (err == KM_OK && cur != want && cur != next) err = KM_ERR_STATE;
+    for (size_t i = 0; err == KM_OK && i < n; i++)
+        err = put_record_in_tx(st, id, kind, recs[i].user_id, recs[i].blob.data, recs[i].blob.len, cur, want);
+    if (err == KM_OK && cur == want) {
+        sqlite3_stmt *s;
+        err = prep(st, "UPDATE signing_sessions SET state = ?, updated_at = ? WHERE id = ?", &s);
         if (err == KM_OK) {
-            int rc = bind_id(s, 1, id);
-            if (rc == SQLITE_OK) rc = sqlite3_bind_int(s, 2, (int)kind);
-            if (rc == SQLITE_OK) rc = bind_id(s, 3, user_id);
-            err = step_row(s, rc);
-            if (err == KM_OK && !col_equals(s, 0, blob, blob_len)) err = KM_ERR_DUPLICATE;
-            sqlite3_finalize(s);
-            if (err == KM_OK) return tx_end(st, KM_OK);
-        }
-    }
-    if (err == KM_ERR_NOT_FOUND) {
-        int want = kind == KM_RECORD_NONCE ? KM_SIGNING_NONCES : KM_SIGNING_PARTIALS;
-        err = cur == want ? KM_OK : KM_ERR_STATE;
-        if (err == KM_OK)
-            err = prep(st, "INSERT INTO signing_records(signing_id, kind, user_id, blob) VALUES (?, ?, ?, ?)",
-                       &s);
-        if (err == KM_OK) {
-            int rc = bind_id(s, 1, id);
-            if (rc == SQLITE_OK) rc = sqlite3_bind_int(s, 2, (int)kind);
-            if (rc == SQLITE_OK) rc = bind_id(s, 3, user_id);
-            if (rc == SQLITE_OK) rc = bind_blob(s, 4, blob, blob_len);
+            int rc = bind_text(s, 1, SIGNING_STATES[next]);
+            if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, now);
+            if (rc == SQLITE_OK) rc = bind_id(s, 3, id);
             err = run(s, rc);
         }
     }

@@ -1344,6 +1344,82 @@ static void test_approval_list(void **state) {
     km_store_close(st);
 }
 
+/* A round's records and its state change are one transaction; a retry after
+ * the commit is harmless; other records (a lost round) change nothing; a
+ * restarted round starts from no records. */
+static void set_rec(km_store_record *r, const unsigned char user[KM_STORE_ID_LEN], unsigned char fill) {
+    memcpy(r->user_id, user, KM_STORE_ID_LEN);
+    km_buf_init(&r->blob);
+    unsigned char b[40];
+    memset(b, fill, sizeof b);
+    memcpy(b, user, KM_STORE_ID_LEN);
+    assert_int_equal(km_buf_put(&r->blob, b, sizeof b), KM_OK);
+}
+
+static void test_round_records(void **state) {
+    (void)state;
+    char path[128];
+    km_store *st = fresh_store(path, sizeof path);
+    fixture_kg f;
+    make_keygen(&f, 600, 1000, 9000);
+    assert_int_equal(km_store_keygen_create(st, &f.kg), KM_OK);
+    complete_keygen(st, f.kg.id);
+    km_store_signing_new sn;
+    make_signing(&sn, 610, f.kg.id, 0); /* starts in nonces */
+    assert_int_equal(km_store_signing_create(st, &sn), KM_OK);
+    km_store_record nonces[3], other[3], partials[3];
+    for (size_t u = 0; u < 3; u++) {
+        set_rec(&nonces[u], f.assign[u].user_id, 0x11);
+        set_rec(&other[u], f.assign[u].user_id, u == 2 ? 0x99 : 0x11);
+        set_rec(&partials[u], f.assign[u].user_id, 0x22);
+    }
+    km_store_signing sg;
+    /* partial records before the nonce round: wrong state, nothing written */
+    assert_int_equal(km_store_signing_put_records(st, sn.id, KM_RECORD_PARTIAL, partials, 3, 2000),
+                     KM_ERR_STATE);
+    assert_int_equal(km_store_signing_put_records(st, sn.id, KM_RECORD_NONCE, nonces, 3, 2000), KM_OK);
+    assert_int_equal(km_store_signing_get(st, sn.id, &sg), KM_OK);
+    assert_int_equal(sg.state, KM_SIGNING_PARTIALS);
+    km_store_signing_clear(&sg);
+    /* the same round again (a retry after the commit): fine, nothing changes */
+    assert_int_equal(km_store_signing_put_records(st, sn.id, KM_RECORD_NONCE, nonces, 3, 2001), KM_OK);
+    /* another round's nonces: refused, the stored ones stay */
+    assert_int_equal(km_store_signing_put_records(st, sn.id, KM_RECORD_NONCE, other, 3, 2002),
+                     KM_ERR_DUPLICATE);
+    km_store_record got[3];
+    size_t n = 0;
+    assert_int_equal(km_store_signing_records(st, sn.id, KM_RECORD_NONCE, got, 3, &n), KM_OK);
+    assert_int_equal(n, 3);
+    assert_memory_equal(got[2].blob.data, nonces[2].blob.data, nonces[2].blob.len);
+    km_store_records_clear(got, n);
+    assert_int_equal(km_store_signing_put_records(st, sn.id, KM_RECORD_PARTIAL, partials, 3, 2003), KM_OK);
+    assert_int_equal(km_store_signing_get(st, sn.id, &sg), KM_OK);
+    assert_int_equal(sg.state, KM_SIGNING_FINALIZING);
+    km_store_signing_clear(&sg);
+    /* a lost round: back to nonces with no records of either kind */
+    assert_int_equal(km_store_signing_restart_round(st, sn.id, 2004), KM_OK);
+    assert_int_equal(km_store_signing_get(st, sn.id, &sg), KM_OK);
+    assert_int_equal(sg.state, KM_SIGNING_NONCES);
+    km_store_signing_clear(&sg);
+    assert_int_equal(km_store_signing_records(st, sn.id, KM_RECORD_NONCE, got, 3, &n), KM_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(km_store_signing_records(st, sn.id, KM_RECORD_PARTIAL, got, 3, &n), KM_OK);
+    assert_int_equal(n, 0);
+    /* the new round may bring other nonces now */
+    assert_int_equal(km_store_signing_put_records(st, sn.id, KM_RECORD_NONCE, other, 3, 2005), KM_OK);
+    assert_int_equal(km_store_signing_put_records(st, sn.id, KM_RECORD_NONCE, NULL, 1, 2006), KM_ERR_ARG);
+    unsigned char missing[KM_STORE_ID_LEN] = {0x7f};
+    assert_int_equal(km_store_signing_put_records(st, missing, KM_RECORD_NONCE, nonces, 3, 2007),
+                     KM_ERR_NOT_FOUND);
+    assert_int_equal(km_store_signing_restart_round(st, missing, 2008), KM_ERR_NOT_FOUND);
+    for (size_t u = 0; u < 3; u++) {
+        km_buf_free(&nonces[u].blob);
+        km_buf_free(&other[u].blob);
+        km_buf_free(&partials[u].blob);
+    }
+    km_store_close(st);
+}
+
 static void test_key_lists_and_request(void **state) {
     (void)state;
     char path[128];
@@ -1604,6 +1680,7 @@ int main(void) {
         cmocka_unit_test(test_keygen_list_and_delete),
         cmocka_unit_test(test_registration_auth),
         cmocka_unit_test(test_approval_list),
+        cmocka_unit_test(test_round_records),
         cmocka_unit_test(test_key_lists_and_request),
         cmocka_unit_test(test_enclave_list_and_stats),
     };
