@@ -623,6 +623,17 @@ out:
     return rc;
 }
 
+/* Queue every session that is not finished (gateway start, enclave ready). */
+static void kick_unfinished(km_gateway *gw, km_store *st) {
+    size_t nref = 0;
+    km_store_session_ref oneref, *refs = NULL;
+    if (km_store_list_nonterminal(st, &oneref, 0, &nref) == KM_ERR_BUFFER_SMALL &&
+        (refs = calloc(nref, sizeof *refs)) && km_store_list_nonterminal(st, refs, nref, &nref) == KM_OK)
+        for (size_t i = 0; i < nref; i++)
+            km_coord_kick(gw, refs[i].kind, refs[i].id);
+    free(refs);
+}
+
 /* ---- enclave restore ------------------------------------------------------ */
 
 /* Re-send what an enclave process needs to serve the stored sessions: every
@@ -722,13 +733,7 @@ static int run_restore(km_gateway *gw, km_store *st, task *t) {
     fprintf(stderr, "keymeld-gateway: enclave %u ready (generation %llu, %zu keygens, %zu keys restored)\n",
             eid, (unsigned long long)gen, nk, nkeys);
     /* Sessions that waited for this enclave go on now. */
-    size_t nref = 0;
-    km_store_session_ref oneref, *refs = NULL;
-    if (km_store_list_nonterminal(st, &oneref, 0, &nref) == KM_ERR_BUFFER_SMALL &&
-        (refs = calloc(nref, sizeof *refs)) && km_store_list_nonterminal(st, refs, nref, &nref) == KM_OK)
-        for (size_t i = 0; i < nref; i++)
-            km_coord_kick(gw, refs[i].kind, refs[i].id);
-    free(refs);
+    kick_unfinished(gw, st);
     return R_DONE;
 }
 
@@ -957,13 +962,7 @@ km_err km_coord_start(km_gateway *gw) {
     for (size_t i = 0; i < gw->cfg.n_enclaves; i++)
         kick_restore(gw, gw->cfg.enclaves[i].id);
     km_store *st = km_gw_store_take(gw);
-    size_t nref = 0;
-    km_store_session_ref oneref, *refs = NULL;
-    if (km_store_list_nonterminal(st, &oneref, 0, &nref) == KM_ERR_BUFFER_SMALL &&
-        (refs = calloc(nref, sizeof *refs)) && km_store_list_nonterminal(st, refs, nref, &nref) == KM_OK)
-        for (size_t i = 0; i < nref; i++)
-            km_coord_kick(gw, refs[i].kind, refs[i].id);
-    free(refs);
+    kick_unfinished(gw, st);
     km_gw_store_give(gw, st);
     km_pool_set_listener(gw->pool, pool_listener, gw);
     for (size_t i = 0; i < c->n_workers; i++)
