@@ -31,6 +31,7 @@
 #include <jansson.h>
 
 #include "cli/devnet.h"
+#include "gateway/support_gateway.h"
 #include "keymeld/adaptor.h"
 #include "keymeld/aead.h"
 #include "keymeld/client.h"
@@ -39,7 +40,6 @@
 #include "keymeld/musig.h"
 #include "keymeld/session_crypto.h"
 #include "keymeld/single.h"
-#include "gateway/support_gateway.h"
 
 #define WAIT_S 60
 
@@ -585,6 +585,22 @@ static void test_export_import(void **state) {
     CHECK_OK(km_single_schnorr_verify(g_t.ctx, res.items[0].units[0].sig, it.msg, 32, k1.output_xonly));
     km_sdk_sign_result_clear(&res);
 
+    /* The session secret reached no log, neither raw nor as hex. */
+    {
+        json_t *o = json_loads(json, 0, NULL);
+        assert_non_null(o);
+        const char *hex = json_string_value(json_object_get(o, "session_secret"));
+        unsigned char raw[32];
+        CHECK_OK(km_hex_decode(raw, 32, hex, 64));
+        assert_int_equal(km_gwtest_log_contains(&g_t, hex, 64), 0);
+        assert_int_equal(km_gwtest_log_contains(&g_t, raw, 32), 0);
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(km_gwtest_enclave_log_contains(&g_t, i, hex, 64), 0);
+            assert_int_equal(km_gwtest_enclave_log_contains(&g_t, i, raw, 32), 0);
+        }
+        km_wipe(raw, sizeof raw);
+        json_decref(o);
+    }
     km_wipe(json, strlen(json));
     km_wipe(again, strlen(again));
     free(json);
