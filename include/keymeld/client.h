@@ -87,17 +87,25 @@ KM_WARN_UNUSED km_err km_sdk_pin_pcr(km_sdk *sdk, unsigned index, const unsigned
 /** Fetch a fresh attestation document of an enclave through the gateway
  *  (GET /api/v1/enclaves/{id}?nonce=<32 fresh random bytes>), verify it
  *  (km_attest_verify: the pinned root for that id, the pinned PCRs, this
- *  nonce, age at most 120 s) and check that the enclave key the gateway lists
- *  is the key bound in the document. On success the key is remembered as
- *  verified for this handle; every later encryption to that enclave uses it.
- *  Returns: KM_OK; KM_ERR_ATTESTATION (document refused, or the gateway
- *           lists another key: a substituted enclave); KM_ERR_NOT_FOUND (no
- *           root trusted for it, or unknown enclave); KM_ERR_IO (gateway
- *           unreachable); KM_ERR_STATE (the gateway answered an error).
+ *  nonce, age at most 120 s, at most 60 s in the future) and check that the
+ *  enclave key the gateway lists is the key bound in the document. On success
+ *  the key is remembered as verified for this handle; every later encryption
+ *  to that enclave uses it. On failure a key verified earlier for this id is
+ *  forgotten (fail closed). Pinning a PCR or replacing a root forgets every
+ *  verified key.
+ *  Returns: KM_OK; KM_ERR_ATTESTATION (document refused or missing, or the
+ *           gateway lists another key: a substituted enclave); KM_ERR_NOT_FOUND
+ *           (no root trusted for it, or unknown enclave); KM_ERR_IO (gateway
+ *           unreachable); KM_ERR_STATE (the gateway answered an error);
+ *           KM_ERR_ARG (sdk NULL).
  *  Out: pubkey33: the verified enclave key, or NULL. */
 KM_WARN_UNUSED km_err km_sdk_verify_enclave(km_sdk *sdk, uint32_t enclave_id, unsigned char pubkey33[33]);
 
-/** Verify every enclave the gateway lists (as km_sdk_verify_enclave).
+/** Verify every enclave the gateway lists (as km_sdk_verify_enclave); a
+ *  failure does not stop the others from being verified.
+ *  Returns: KM_OK; the first failure of km_sdk_verify_enclave (its text in
+ *           km_sdk_last_error); KM_ERR_STATE (the gateway lists none);
+ *           KM_ERR_IO; KM_ERR_ARG.
  *  Out: n: how many enclaves were verified (all of them on KM_OK). */
 KM_WARN_UNUSED km_err km_sdk_verify_enclaves(km_sdk *sdk, size_t *n);
 
@@ -119,7 +127,9 @@ typedef struct km_sdk_keygen_params {
  *  enclaves (km_sdk_verify_enclaves first), encrypt one init blob per enclave
  *  used, and POST /api/v1/keygen signed with the session auth key.
  *  Returns: KM_OK; KM_ERR_STATE (no verified enclave, or the gateway refused:
- *           see km_sdk_last_error); KM_ERR_ARG; KM_ERR_IO; KM_ERR_NOMEM.
+ *           see km_sdk_last_error); KM_ERR_ARG (NULL, counts or timeout out
+ *           of range, repeated user or subset id, subset member out of range
+ *           or repeated, malformed tweak); KM_ERR_IO; KM_ERR_NOMEM.
  *  Out: out: the session (free with km_sdk_session_free); NULL on failure. */
 KM_WARN_UNUSED km_err km_sdk_keygen_create(km_sdk *sdk, const km_sdk_keygen_params *params,
                                            km_sdk_session **out);
@@ -130,8 +140,12 @@ KM_WARN_UNUSED km_err km_sdk_keygen_create(km_sdk *sdk, const km_sdk_keygen_para
  *  Out: json: malloc'ed NUL-terminated string; the caller wipes and frees it. */
 KM_WARN_UNUSED km_err km_sdk_session_export(const km_sdk_session *s, char **json);
 
-/** Rebuild a session from km_sdk_session_export's JSON (strictly validated).
- *  Returns: KM_OK; KM_ERR_PARSE; KM_ERR_NOMEM. */
+/** Rebuild a session from km_sdk_session_export's JSON (strictly validated:
+ *  unknown, missing or repeated fields, bad hex, invalid enclave keys, ids
+ *  or indices out of range are refused). The SDK wipes every copy of the
+ *  secret it makes; the caller still owns (and wipes) json.
+ *  Returns: KM_OK; KM_ERR_PARSE; KM_ERR_ARG (NULL); KM_ERR_NOMEM.
+ *  Out: out: the session, NULL on failure. */
 KM_WARN_UNUSED km_err km_sdk_session_import(km_ctx *ctx, const char *json, km_sdk_session **out);
 
 /** Free a session (NULL allowed); wipes the session secret. */
@@ -148,9 +162,12 @@ KM_WARN_UNUSED km_err km_sdk_session_participant(const km_sdk_session *s, size_t
  *  key this handle MUST have verified (else KM_ERR_STATE), and POST it signed
  *  with the auth key. The secret key is remembered (public part only) so that
  *  km_sdk_keygen_wait checks it is aggregated.
- *  Returns: KM_OK (also when the identical registration was already made);
- *           KM_ERR_STATE (enclave not verified, or refused); KM_ERR_INVALID_KEY;
- *           KM_ERR_IO; KM_ERR_RANGE (i).
+ *  Returns: KM_OK (also when the identical registration was already made
+ *           through this handle: the same blob is resent); KM_ERR_STATE
+ *           (enclave not verified, the session names another key for it than
+ *           the verified one, or refused, e.g. 409 for another registration
+ *           of the same participant); KM_ERR_INVALID_KEY; KM_ERR_IO;
+ *           KM_ERR_RANGE (i); KM_ERR_ARG.
  *  In: seckey, auth_seckey: 32 bytes each (not kept). */
 KM_WARN_UNUSED km_err km_sdk_keygen_join(km_sdk *sdk, km_sdk_session *s, size_t i, const unsigned char seckey[32],
                                          const unsigned char auth_seckey[32], int require_approval);
@@ -173,10 +190,13 @@ typedef struct km_sdk_keygen_result {
  *  and tweak recomputed locally, and every participant that joined through
  *  this session object finds its own key at its index.
  *  Returns: KM_OK; KM_ERR_STATE (the keygen failed: reason in
- *           km_sdk_last_error); KM_ERR_RANGE (timeout); KM_ERR_VERIFY (the
- *           result does not recompute, or lacks our key: a tampered
- *           aggregate); KM_ERR_DECRYPT; KM_ERR_IO.
- *  Out: out: filled (release with km_sdk_keygen_result_clear). */
+ *           km_sdk_last_error; or the gateway refused); KM_ERR_RANGE
+ *           (timeout); KM_ERR_VERIFY (the result is malformed, does not
+ *           recompute, or lacks our key: a tampered aggregate);
+ *           KM_ERR_DECRYPT (the result does not open under the session key);
+ *           KM_ERR_IO.
+ *  Out: out: filled on KM_OK (release with km_sdk_keygen_result_clear);
+ *       zeroed on failure (nothing of a refused result is returned). */
 KM_WARN_UNUSED km_err km_sdk_keygen_wait(km_sdk *sdk, km_sdk_session *s, unsigned timeout_s,
                                          km_sdk_keygen_result *out);
 void km_sdk_keygen_result_clear(km_sdk_keygen_result *r);
@@ -186,8 +206,11 @@ void km_sdk_keygen_result_clear(km_sdk_keygen_result *r);
 /** Create a signing session: the batch is sealed under the session key and
  *  POSTed (signed with the session auth key). items follow proto_sign.h
  *  (1..KM_MAX_ITEMS; per-item tweak, subset, adaptor type and points).
- *  Returns: KM_OK (also for an identical repeat); KM_ERR_STATE (refused);
- *           KM_ERR_ARG / KM_ERR_RANGE (invalid batch); KM_ERR_IO. */
+ *  Returns: KM_OK (also for an identical repeat through this handle: the
+ *           sealed bytes of the last 16 creates are remembered and resent,
+ *           since the gateway answers other bytes with 409); KM_ERR_STATE
+ *           (refused); KM_ERR_ARG / KM_ERR_RANGE (invalid batch, an item
+ *           naming a subset the session lacks, timeout_secs 0); KM_ERR_IO. */
 KM_WARN_UNUSED km_err km_sdk_sign_create(km_sdk *sdk, const km_sdk_session *s, const km_uuid *signing_id,
                                          const km_sign_item *items, size_t n, uint32_t timeout_secs);
 
@@ -195,7 +218,9 @@ KM_WARN_UNUSED km_err km_sdk_sign_create(km_sdk *sdk, const km_sdk_session *s, c
  *  exactly these items with the auth key and POST it (signed with the auth
  *  key). The participant's enclave checks it.
  *  Returns: KM_OK; KM_ERR_VERIFY (the enclave refused the approval);
- *           KM_ERR_STATE; KM_ERR_IO. */
+ *           KM_ERR_STATE (refused otherwise, e.g. signed by a key that is not
+ *           the participant's, or no approval pending); KM_ERR_RANGE (i);
+ *           KM_ERR_INVALID_KEY; KM_ERR_ARG; KM_ERR_IO. */
 KM_WARN_UNUSED km_err km_sdk_sign_approve(km_sdk *sdk, const km_sdk_session *s, size_t i,
                                           const unsigned char auth_seckey[32], const km_uuid *signing_id,
                                           const km_sign_item *items, size_t n);
@@ -224,12 +249,16 @@ typedef struct km_sdk_sign_result {
  *  result and verify every unit before returning: regular signatures verify
  *  (BIP-340) under the expected key for the item's signer set and tweak, over
  *  the item's message; adaptor pre-signatures verify against their point
- *  (km_adaptor_presig_verify) and do NOT verify as plain signatures.
+ *  (km_adaptor_presig_verify) and do NOT verify as plain signatures; no two
+ *  units share a nonce point. The participants' keys come from this
+ *  session's checked keygen result, or (an imported session that did not
+ *  wait for the keygen) are fetched and checked as km_sdk_keygen_wait does.
  *  Returns: KM_OK; KM_ERR_STATE (failed: the reason, e.g. the participant
  *           whose partial signature was rejected, in km_sdk_last_error);
  *           KM_ERR_RANGE (timeout); KM_ERR_VERIFY (a tampered signature or
  *           pre-signature); KM_ERR_PARSE; KM_ERR_DECRYPT; KM_ERR_IO.
- *  Out: out: filled on KM_OK (release with km_sdk_sign_result_clear). */
+ *  Out: out: filled on KM_OK (release with km_sdk_sign_result_clear); zeroed
+ *       on failure. */
 KM_WARN_UNUSED km_err km_sdk_sign_wait(km_sdk *sdk, const km_sdk_session *s, const km_uuid *signing_id,
                                        const km_sign_item *items, size_t n, unsigned timeout_s,
                                        km_sdk_sign_result *out);
@@ -239,7 +268,9 @@ void km_sdk_sign_result_clear(km_sdk_sign_result *r);
 
 /** Import a key into the enclave the gateway assigns (POST /keys/reserve),
  *  which this handle MUST have verified; the import is signed by the auth key.
- *  Returns: KM_OK (also for an identical repeat); KM_ERR_STATE; KM_ERR_IO.
+ *  Returns: KM_OK (also for an identical repeat through this handle);
+ *           KM_ERR_STATE (enclave not verified, the gateway names another key
+ *           for it, or refused); KM_ERR_INVALID_KEY; KM_ERR_ARG; KM_ERR_IO.
  *  Out: enclave_id: where the key lives (may be NULL). */
 KM_WARN_UNUSED km_err km_sdk_key_import(km_sdk *sdk, const km_uuid *key_id, const km_uuid *user_id,
                                         const unsigned char seckey[32], const unsigned char auth_seckey[32],
@@ -249,9 +280,14 @@ KM_WARN_UNUSED km_err km_sdk_key_import(km_sdk *sdk, const km_uuid *key_id, cons
  *  bytes) or KM_KEY_ALGO_ECDSA (msg is a 32-byte digest; proto_key.h); with_approval adds the
  *  approval signature by the auth key. The result is opened with a one-time
  *  response key and verified against pubkey33 before it is returned.
- *  Returns: KM_OK; KM_ERR_STATE (refused/failed); KM_ERR_VERIFY (the
- *           signature does not verify: refused); KM_ERR_RANGE (timeout); KM_ERR_IO.
- *  Out: sig64: BIP-340 signature, or compact ECDSA r||s (low-S). */
+ *  The key's enclave (GET /keys/{user}/{key}) MUST be verified by this handle.
+ *  Returns: KM_OK; KM_ERR_STATE (refused/failed, e.g. a missing approval,
+ *           or the enclave not verified); KM_ERR_NOT_FOUND (no such key);
+ *           KM_ERR_VERIFY (the signature does not verify: refused);
+ *           KM_ERR_DECRYPT / KM_ERR_PARSE (the result does not open);
+ *           KM_ERR_RANGE (timeout, or msg_len); KM_ERR_INVALID_POINT
+ *           (pubkey33); KM_ERR_ARG; KM_ERR_IO.
+ *  Out: sig64: BIP-340 signature, or compact ECDSA r||s (low-S); zeroed on failure. */
 KM_WARN_UNUSED km_err km_sdk_key_sign(km_sdk *sdk, const km_uuid *key_id, const km_uuid *user_id,
                                       const unsigned char pubkey33[33], const unsigned char auth_seckey[32],
                                       int algo, const unsigned char *msg, size_t msg_len, int with_approval,
