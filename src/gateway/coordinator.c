@@ -104,32 +104,88 @@ static void notify(km_gateway *gw, km_store_kind kind, const unsigned char id[16
 /* An enclave call for the coordinator. Returns KM_OK when the enclave
  * answered (status in *code, detail text of a refusal in t->last_error), or
  * the transport error. */
+/* Describe an enclave's answer in t->last_error (transport error or refusal). */
+static void note_outcome(task *t, uint32_t enclave_id, uint16_t cmd, km_err err, uint16_t status,
+                         const km_buf *reply) {
+    if (err) {
+        snprintf(t->last_error, sizeof t->last_error, "enclave %u: %s: %s", enclave_id, km_cmd_name(cmd),
+                 km_err_name(err));
+        return;
+    }
+    if (status == KM_OK) return;
+    char detail[KM_MSG_DETAIL_MAX + 1] = "";
+    km_msg m = {KM_MSG_RESPONSE, 0, status, reply->data, reply->len};
+    if (km_msg_error_detail(&m, detail, sizeof detail) != KM_OK) detail[0] = '\0';
+    /* The enclave's detail first: the stored reason holds 127 bytes, and the
+     * detail is what names e.g. the participant whose partial signature was
+     * invalid. */
+    if (detail[0])
+        snprintf(t->last_error, sizeof t->last_error, "%.88s [%s, enclave %u]", detail,
+                 km_err_name((km_err)status), enclave_id);
+    else
+        snprintf(t->last_error, sizeof t->last_error, "enclave %u refused %s: %s", enclave_id,
+                 km_cmd_name(cmd), km_err_name((km_err)status));
+}
+
+/* An enclave call for the coordinator. Returns KM_OK when the enclave
+ * answered (status in *code, a refusal described in t->last_error), or the
+ * transport error. */
 static km_err call(km_gateway *gw, task *t, uint32_t enclave_id, uint16_t cmd, const km_buf *body,
                    km_buf *reply, km_err *code) {
     uint16_t status = 0;
     *code = KM_ERR__COUNT;
     km_err err = km_pool_call(gw->pool, enclave_id, cmd, body->data, body->len, &status, reply);
-    if (err) {
-        snprintf(t->last_error, sizeof t->last_error, "enclave %u: %s: %s", enclave_id, km_cmd_name(cmd),
-                 km_err_name(err));
-        return err;
+    note_outcome(t, enclave_id, cmd, err, status, reply);
+    if (!err) *code = (km_err)status;
+    return err;
+}
+
+/* The same command with the same body to m enclaves at once (they work in
+ * parallel: a step costs the slowest enclave, not the sum). Returns KM_OK
+ * when all answered; codes[i] their statuses (the first refusal described
+ * in t->last_error); else the first transport error. */
+static km_err call_all(km_gateway *gw, task *t, const uint32_t *encs, size_t m, uint16_t cmd,
+                       const km_buf *body, km_buf *replies, km_err *codes) {
+    km_pool_req reqs[KM_GW_MAX_ENCLAVES];
+    for (size_t i = 0; i < m; i++) {
+        reqs[i] = (km_pool_req){encs[i], cmd, body->data, body->len, &replies[i], 0, KM_OK};
+        codes[i] = KM_ERR__COUNT;
     }
-    *code = (km_err)status;
-    if (status != KM_OK) {
-        char detail[KM_MSG_DETAIL_MAX + 1] = "";
-        km_msg m = {KM_MSG_RESPONSE, 0, status, reply->data, reply->len};
-        if (km_msg_error_detail(&m, detail, sizeof detail) != KM_OK) detail[0] = '\0';
-        /* The enclave's detail first: the stored reason holds 127 bytes, and
-         * the detail is what names e.g. the participant whose partial
-         * signature was invalid. */
-        if (detail[0])
-            snprintf(t->last_error, sizeof t->last_error, "%.88s [%s, enclave %u]", detail,
-                     km_err_name((km_err)status), enclave_id);
-        else
-            snprintf(t->last_error, sizeof t->last_error, "enclave %u refused %s: %s", enclave_id,
-                     km_cmd_name(cmd), km_err_name((km_err)status));
+    km_err err = km_pool_call_all(gw->pool, reqs, m);
+    if (err) return err;
+    km_err first_transport = KM_OK;
+    int refusal_noted = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (reqs[i].err) {
+            if (!first_transport) {
+                first_transport = reqs[i].err;
+                note_outcome(t, encs[i], cmd, reqs[i].err, 0, &replies[i]);
+            }
+            continue;
+        }
+        codes[i] = (km_err)reqs[i].code;
+        if (codes[i] != KM_OK && !refusal_noted && !first_transport) {
+            note_outcome(t, encs[i], cmd, KM_OK, reqs[i].code, &replies[i]);
+            refusal_noted = 1;
+        }
     }
-    return KM_OK;
+    return first_transport;
+}
+
+/* Replies of a parallel call: one buffer per enclave. */
+typedef struct replies {
+    km_buf r[KM_GW_MAX_ENCLAVES];
+    km_err code[KM_GW_MAX_ENCLAVES];
+} replies;
+
+static void replies_init(replies *rs) {
+    for (size_t i = 0; i < KM_GW_MAX_ENCLAVES; i++)
+        km_buf_init(&rs->r[i]);
+}
+
+static void replies_free(replies *rs) {
+    for (size_t i = 0; i < KM_GW_MAX_ENCLAVES; i++)
+        km_buf_free(&rs->r[i]);
 }
 
 /* Assignments / init enclaves of a keygen (malloc'ed arrays). */
@@ -241,38 +297,32 @@ static int run_keygen(km_gateway *gw, km_store *st, task *t) {
         rc = R_RETRY;
         goto out;
     }
-    km_buf first;
-    km_buf_init(&first);
-    for (size_t i = 0; i < m; i++) {
+    for (size_t i = 0; i < m; i++)
         if (!km_coord_enclave_ready(gw, encs[i])) {
             snprintf(t->last_error, sizeof t->last_error, "enclave %u not ready", encs[i]);
             rc = R_RETRY;
-            break;
+            goto out;
         }
-        km_err code;
-        if (call(gw, t, encs[i], KM_CMD_KEYGEN_FINALIZE, &body, &reply, &code) != KM_OK) {
-            rc = R_RETRY;
-            break;
+    /* Every enclave aggregates at once; the first enclave's sealed result is
+     * the one stored (each is sealed with its own random nonce). */
+    replies rs;
+    replies_init(&rs);
+    size_t i;
+    if (call_all(gw, t, encs, m, KM_CMD_KEYGEN_FINALIZE, &body, rs.r, rs.code) != KM_OK) {
+        rc = R_RETRY;
+    } else {
+        for (i = 0; i < m && rs.code[i] == KM_OK; i++) {
         }
-        if (code != KM_OK) {
+        if (i < m) {
             fail_session(gw, st, T_KEYGEN, t->id, t->last_error);
-            break;
-        }
-        if (i == 0 && km_buf_put(&first, reply.data, reply.len) != KM_OK) {
+        } else if (km_store_keygen_complete(st, t->id, rs.r[0].data, rs.r[0].len, km_gw_now()) != KM_OK) {
             rc = R_RETRY;
-            break;
-        }
-        if (i == m - 1) {
-            err = km_store_keygen_complete(st, t->id, first.data, first.len, km_gw_now());
-            if (err)
-                rc = R_RETRY;
-            else {
-                atomic_fetch_add(&gw->metrics.sessions_completed[0], 1);
-                notify(gw, KM_STORE_KEYGEN, t->id);
-            }
+        } else {
+            atomic_fetch_add(&gw->metrics.sessions_completed[0], 1);
+            notify(gw, KM_STORE_KEYGEN, t->id);
         }
     }
-    km_buf_free(&first);
+    replies_free(&rs);
 out:
     free(as);
     km_store_keygen_clear(&kg);
@@ -432,14 +482,16 @@ static int step_nonces(signing_ctx *x) {
     km_err code, err = km_buf_put(&x->body, x->s.keygen_id, 16);
     if (!err) err = km_buf_put(&x->body, x->t->id, 16);
     if (!err) err = km_gw_put_vbytes(&x->body, x->s.items.data, x->s.items.len);
+    replies rs;
+    replies_init(&rs);
+    if (!err && call_all(x->gw, x->t, x->encs, x->m, KM_CMD_SIGN_INIT, &x->body, rs.r, rs.code)) rc = S_RETRY;
     for (size_t i = 0; !err && rc == S_NEXT && i < x->m; i++) {
-        if (call(x->gw, x->t, x->encs[i], KM_CMD_SIGN_INIT, &x->body, &x->reply, &code))
-            rc = S_RETRY;
-        else if (code != KM_OK)
+        if (rs.code[i] != KM_OK)
             rc = refused(x);
         else
-            err = add_records(&rr, &x->reply);
+            err = add_records(&rr, &rs.r[i]);
     }
+    replies_free(&rs);
     if (err) rc = S_RETRY;
     for (size_t i = 0; rc == S_NEXT && i < x->n; i++) {
         km_buf sig;
@@ -472,18 +524,22 @@ static int step_nonces(signing_ctx *x) {
 static int step_partials(signing_ctx *x) {
     round_records rr = {0};
     int rc = S_NEXT, lost = 0;
-    km_err code, err = km_buf_put(&x->body, x->t->id, 16);
+    km_err err = km_buf_put(&x->body, x->t->id, 16);
     if (!err) err = stored_records(x->st, x->t->id, KM_RECORD_NONCE, &x->body);
-    for (size_t i = 0; !err && !lost && rc == S_NEXT && i < x->m; i++) {
-        if (call(x->gw, x->t, x->encs[i], KM_CMD_SIGN_PARTIAL, &x->body, &x->reply, &code))
-            rc = S_RETRY;
-        else if (code == KM_ERR_NOT_FOUND || code == KM_ERR_NONCE_REUSE)
+    replies rs;
+    replies_init(&rs);
+    if (!err && call_all(x->gw, x->t, x->encs, x->m, KM_CMD_SIGN_PARTIAL, &x->body, rs.r, rs.code))
+        rc = S_RETRY;
+    for (size_t i = 0; !err && rc == S_NEXT && i < x->m; i++)
+        if (rs.code[i] == KM_ERR_NOT_FOUND || rs.code[i] == KM_ERR_NONCE_REUSE)
             lost = 1; /* the enclave no longer knows the round (restart) or holds other nonces */
-        else if (code != KM_OK)
+    for (size_t i = 0; !err && !lost && rc == S_NEXT && i < x->m; i++) {
+        if (rs.code[i] != KM_OK)
             rc = refused(x);
         else
-            err = add_records(&rr, &x->reply);
+            err = add_records(&rr, &rs.r[i]);
     }
+    replies_free(&rs);
     if (err) rc = S_RETRY;
     if (rc == S_NEXT && !lost) {
         err = km_store_signing_put_records(x->st, x->t->id, KM_RECORD_PARTIAL, rr.r, rr.n, km_gw_now());

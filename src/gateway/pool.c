@@ -457,41 +457,57 @@ static void unlink_waiter(pconn *c, waiter *w) {
         }
 }
 
-/* One request/response on e, waiting at most timeout_ms. The request
- * plaintext req already holds a header whose id is patched here. */
-static km_err call_once(penclave *e, km_buf *req, unsigned timeout_ms, uint16_t *code, km_buf *resp,
-                        uint64_t *gen) {
-    int64_t deadline = mono_ms() + timeout_ms;
+/* One request in flight: registered as a waiter on a connection and sent,
+ * then waited for. Split in two so that km_pool_call_all can send to several
+ * enclaves before waiting for any of them. */
+typedef struct flight {
+    penclave *e;
+    pconn *c; /* NULL: no connection was up */
     waiter w;
-    memset(&w, 0, sizeof w);
-    w.resp = resp;
+    int64_t deadline;
+    unsigned timeout_ms;
+    int timed_out;
+    uint64_t gen;
+} flight;
+
+/* Register and send; the request plaintext req already holds a header whose
+ * id is patched here. On return f->w.done may already be set (failure). */
+static void flight_send(flight *f, penclave *e, km_buf *req, unsigned timeout_ms, km_buf *resp) {
+    memset(f, 0, sizeof *f);
+    f->e = e;
+    f->timeout_ms = timeout_ms;
+    f->deadline = mono_ms() + timeout_ms;
+    f->w.resp = resp;
     pthread_mutex_lock(&e->mu);
     pconn *c = pick_locked(e);
     if (!c) {
         pthread_mutex_unlock(&e->mu);
-        return KM_ERR_IO;
+        f->w.done = 1;
+        f->w.err = KM_ERR_IO;
+        return;
     }
-    w.id = c->next_id++;
+    f->c = c;
+    f->w.id = c->next_id++;
     if (c->next_id == 0) c->next_id = 1;
-    w.next = c->pending;
-    c->pending = &w;
+    f->w.next = c->pending;
+    c->pending = &f->w;
     c->inflight++;
-    uint64_t cgen = c->gen;
-    int timed_out = 0;
-    while (c->sending && !w.done)
-        if (wait_until(&c->cv, &e->mu, deadline) == ETIMEDOUT) {
-            timed_out = 1;
+    f->gen = c->gen;
+    while (c->sending && !f->w.done)
+        if (wait_until(&c->cv, &e->mu, f->deadline) == ETIMEDOUT) {
+            f->timed_out = 1;
             break;
         }
-    if (!w.done && !timed_out) {
+    if (!f->w.done && !f->timed_out) {
         c->sending = 1;
         pthread_mutex_unlock(&e->mu);
-        req->data[1] = (unsigned char)(w.id >> 24);
-        req->data[2] = (unsigned char)(w.id >> 16);
-        req->data[3] = (unsigned char)(w.id >> 8);
-        req->data[4] = (unsigned char)w.id;
+        uint32_t id = f->w.id;
+        req->data[1] = (unsigned char)(id >> 24);
+        req->data[2] = (unsigned char)(id >> 16);
+        req->data[3] = (unsigned char)(id >> 8);
+        req->data[4] = (unsigned char)id;
         /* Bound the write by what is left of this call's time. */
-        int64_t left = deadline - mono_ms();
+        int64_t left = f->deadline - mono_ms();
         if (left < 1) left = 1;
         struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
         km_err serr = setsockopt(c->ec.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0 ? KM_OK : KM_ERR_IO;
@@ -499,30 +515,52 @@ static km_err call_once(penclave *e, km_buf *req, unsigned timeout_ms, uint16_t 
         pthread_mutex_lock(&e->mu);
         c->sending = 0;
         pthread_cond_broadcast(&c->cv);
-        if (serr && !w.done) {
+        if (serr && !f->w.done) {
             /* A sealed record that did not (wholly) go out leaves the stream
              * and the nonce counters out of step: the connection is done. */
-            unlink_waiter(c, &w);
-            w.done = 1;
-            w.err = KM_ERR_IO;
+            unlink_waiter(c, &f->w);
+            f->w.done = 1;
+            f->w.err = KM_ERR_IO;
             if (c->up) shutdown(c->ec.fd, SHUT_RDWR);
         }
     }
-    while (!w.done && !timed_out)
-        if (wait_until(&c->cv, &e->mu, deadline) == ETIMEDOUT) timed_out = 1;
-    km_err err = w.err;
-    if (!w.done) {
-        unlink_waiter(c, &w);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* Wait for the answer of a sent flight (until its deadline). */
+static km_err flight_wait(flight *f, uint16_t *code, uint64_t *gen) {
+    penclave *e = f->e;
+    pconn *c = f->c;
+    if (!c) return f->w.err;
+    pthread_mutex_lock(&e->mu);
+    while (!f->w.done && !f->timed_out)
+        if (wait_until(&c->cv, &e->mu, f->deadline) == ETIMEDOUT) f->timed_out = 1;
+    km_err err = f->w.err;
+    if (!f->w.done) {
+        unlink_waiter(c, &f->w);
         err = KM_ERR_IO;
-        snprintf(e->last_error, sizeof e->last_error, "call timed out after %u ms", timeout_ms);
+        snprintf(e->last_error, sizeof e->last_error, "call timed out after %u ms", f->timeout_ms);
     }
     c->inflight--;
     pthread_mutex_unlock(&e->mu);
     if (!err) {
-        *code = w.code;
-        if (gen) *gen = cgen;
+        *code = f->w.code;
+        if (gen) *gen = f->gen;
     }
     return err;
+}
+
+/* Count a finished call in e's statistics. */
+static void account(penclave *e, km_err err) {
+    pthread_mutex_lock(&e->mu);
+    if (err == KM_ERR_IO) {
+        e->calls_failed++;
+        if (!connected_locked(e) && !e->last_error[0])
+            snprintf(e->last_error, sizeof e->last_error, "not connected");
+    } else if (!err) {
+        e->calls_ok++;
+    }
+    pthread_mutex_unlock(&e->mu);
 }
 
 static int pool_enter(km_pool *p) {
@@ -554,16 +592,10 @@ km_err km_pool_call_gen(km_pool *p, uint32_t enclave_id, uint16_t cmd, const uns
     km_err err = km_msg_put_header(&req, KM_MSG_REQUEST, 0, cmd);
     if (!err && len) err = km_buf_put(&req, body, len);
     if (!err) {
-        err = call_once(e, &req, p->cfg.call_timeout_ms, code, resp, generation);
-        pthread_mutex_lock(&e->mu);
-        if (err == KM_ERR_IO) {
-            e->calls_failed++;
-            if (!connected_locked(e) && !e->last_error[0])
-                snprintf(e->last_error, sizeof e->last_error, "not connected");
-        } else if (!err) {
-            e->calls_ok++;
-        }
-        pthread_mutex_unlock(&e->mu);
+        flight f;
+        flight_send(&f, e, &req, p->cfg.call_timeout_ms, resp);
+        err = flight_wait(&f, code, generation);
+        account(e, err);
     }
     km_buf_free(&req);
     if (err) {
@@ -572,6 +604,60 @@ km_err km_pool_call_gen(km_pool *p, uint32_t enclave_id, uint16_t cmd, const uns
     }
     pool_leave(p);
     return err;
+}
+
+km_err km_pool_call_all(km_pool *p, km_pool_req *reqs, size_t n) {
+    if (!p || (!reqs && n)) return KM_ERR_ARG;
+    for (size_t i = 0; i < n; i++) {
+        reqs[i].err = KM_ERR_ARG;
+        reqs[i].code = 0;
+        if (reqs[i].resp) reqs[i].resp->len = 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!reqs[i].resp || (!reqs[i].body && reqs[i].len) ||
+            reqs[i].len > KM_FRAME_MAX - KM_CHANNEL_OVERHEAD - KM_MSG_HEADER_LEN)
+            return KM_ERR_ARG;
+    if (!pool_enter(p)) {
+        for (size_t i = 0; i < n; i++)
+            reqs[i].err = KM_ERR_IO;
+        return KM_OK;
+    }
+    flight *f = calloc(n ? n : 1, sizeof *f);
+    km_buf *msg = calloc(n ? n : 1, sizeof *msg);
+    if (!f || !msg) {
+        free(f);
+        free(msg);
+        pool_leave(p);
+        return KM_ERR_NOMEM;
+    }
+    /* Send everything first: the enclaves work in parallel. */
+    for (size_t i = 0; i < n; i++) {
+        penclave *e = find_enclave(p, reqs[i].enclave_id);
+        km_buf_init(&msg[i]);
+        km_err err = e ? km_msg_put_header(&msg[i], KM_MSG_REQUEST, 0, reqs[i].cmd) : KM_ERR_NOT_FOUND;
+        if (!err && reqs[i].len) err = km_buf_put(&msg[i], reqs[i].body, reqs[i].len);
+        if (err) {
+            f[i].c = NULL;
+            f[i].e = NULL;
+            f[i].w.err = err;
+            continue;
+        }
+        flight_send(&f[i], e, &msg[i], p->cfg.call_timeout_ms, reqs[i].resp);
+    }
+    for (size_t i = 0; i < n; i++) {
+        km_err err = f[i].e ? flight_wait(&f[i], &reqs[i].code, NULL) : f[i].w.err;
+        if (f[i].e) account(f[i].e, err);
+        reqs[i].err = err;
+        if (err) {
+            reqs[i].code = 0;
+            reqs[i].resp->len = 0;
+        }
+        km_buf_free(&msg[i]);
+    }
+    free(f);
+    free(msg);
+    pool_leave(p);
+    return KM_OK;
 }
 
 km_err km_pool_call(km_pool *p, uint32_t enclave_id, uint16_t cmd, const unsigned char *body, size_t len,
@@ -588,7 +674,11 @@ static void health_ping(km_pool *p, penclave *e) {
     uint16_t code = 0;
     info in;
     km_err err = km_msg_put_header(&req, KM_MSG_REQUEST, 0, KM_CMD_INFO);
-    if (!err) err = call_once(e, &req, p->cfg.call_timeout_ms, &code, &resp, NULL);
+    if (!err) {
+        flight f;
+        flight_send(&f, e, &req, p->cfg.call_timeout_ms, &resp);
+        err = flight_wait(&f, &code, NULL);
+    }
     int64_t now = mono_ms();
     if (!err && code != 0) err = code < KM_ERR__COUNT ? (km_err)code : KM_ERR_PARSE;
     if (!err) err = parse_info(resp.data, resp.len, &in);

@@ -146,6 +146,28 @@ KM_WARN_UNUSED km_err km_pool_call_gen(km_pool *p, uint32_t enclave_id, uint16_t
                                        uint64_t *generation);
 
 /** What the pool knows about one enclave (public data only). */
+/** One request of km_pool_call_all. */
+typedef struct km_pool_req {
+    uint32_t enclave_id;       /**< In */
+    uint16_t cmd;              /**< In */
+    const unsigned char *body; /**< In: len bytes (NULL if 0) */
+    size_t len;                /**< In */
+    km_buf *resp;              /**< In/Out: the response body (replaced) */
+    uint16_t code;             /**< Out: the enclave's status (when err is KM_OK) */
+    km_err err;                /**< Out: as km_pool_call's return value */
+} km_pool_req;
+
+/** Several requests at once, typically one per enclave of a signing round:
+ *  every request is sent before any answer is awaited, so the enclaves work
+ *  in parallel and a step costs the slowest enclave, not the sum. Each
+ *  request gets its own outcome in err/code/resp, exactly as km_pool_call
+ *  would have given it (including KM_ERR_NOT_FOUND for an unknown enclave);
+ *  nothing is re-sent.
+ *  Returns: KM_OK when every request has its outcome; KM_ERR_ARG (NULL, a
+ *           NULL resp, a body too large: nothing sent); KM_ERR_NOMEM.
+ *  Thread-safe like km_pool_call. */
+km_err km_pool_call_all(km_pool *p, km_pool_req *reqs, size_t n) KM_WARN_UNUSED;
+
 typedef struct km_pool_status {
     uint32_t id;
     int connected;                            /**< 1 if at least one connection is up */

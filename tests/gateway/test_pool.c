@@ -255,6 +255,37 @@ static void test_two_enclaves(void **state) {
     km_buf resp;
     km_buf_init(&resp);
     uint16_t code = 77;
+
+    /* Several requests at once, each with its own outcome: INFO to both
+     * enclaves (each answers with its own key), a refused command, and an
+     * unknown enclave id. */
+    km_buf r[4];
+    for (int i = 0; i < 4; i++)
+        km_buf_init(&r[i]);
+    unsigned char clear_body[17];
+    session_clear_body(clear_body, 1);
+    km_pool_req reqs[4] = {
+        {9, KM_CMD_INFO, NULL, 0, &r[0], 77, KM_ERR_ARG},
+        {7, KM_CMD_INFO, NULL, 0, &r[1], 77, KM_ERR_ARG},
+        {7, KM_CMD_SESSION_CLEAR, clear_body, sizeof clear_body, &r[2], 77, KM_ERR_ARG},
+        {12345, KM_CMD_INFO, NULL, 0, &r[3], 77, KM_OK},
+    };
+    assert_int_equal(km_pool_call_all(p, reqs, 4), KM_OK);
+    assert_int_equal(reqs[0].err, KM_OK);
+    assert_int_equal(reqs[0].code, 0);
+    check_info(&r[0], t[1].pub);
+    assert_int_equal(reqs[1].err, KM_OK);
+    check_info(&r[1], t[0].pub);
+    assert_int_equal(reqs[2].err, KM_OK);
+    assert_int_equal(reqs[2].code, KM_ERR_NOT_FOUND);
+    assert_int_equal(reqs[3].err, KM_ERR_NOT_FOUND);
+    assert_int_equal(r[3].len, 0);
+    reqs[0].resp = NULL; /* a NULL response buffer: nothing is sent */
+    assert_int_equal(km_pool_call_all(p, reqs, 4), KM_ERR_ARG);
+    assert_int_equal(km_pool_call_all(p, reqs, 0), KM_OK);
+    for (int i = 0; i < 4; i++)
+        km_buf_free(&r[i]);
+
     for (int i = 0; i < 2; i++) {
         uint32_t id = ec[i].id;
         assert_int_equal(km_pool_call(p, id, KM_CMD_INFO, NULL, 0, &code, &resp), KM_OK);
@@ -281,7 +312,7 @@ static void test_two_enclaves(void **state) {
         unsigned char fp[32];
         km_sha256(fp, t[i].pub, 33);
         assert_memory_equal(st.fingerprint, fp, 32);
-        assert_int_equal(st.calls_ok, 4);
+        assert_int_equal(st.calls_ok, 4 + (id == 7 ? 2 : 1)); /* + the km_pool_call_all requests above */
         assert_int_equal(st.calls_failed, 0);
         assert_int_equal(st.reconnects, 0);
         assert_int_equal(st.in_flight, 0);
