@@ -127,9 +127,9 @@ static km_err key_enclave(km_sdk *sdk, const km_uuid *key_id, const km_uuid *use
         return err;
     }
     const json_t *idj = json_object_get(r.json, "enclave_id");
-    json_int_t eid = json_integer_value(idj);
+    json_int_t eid = json_is_integer(idj) ? json_integer_value(idj) : -1;
     km_client_response_clear(&r);
-    if (!json_is_integer(idj) || eid < 0 || eid >= (json_int_t)UINT32_MAX)
+    if (eid < 0 || eid >= (json_int_t)UINT32_MAX)
         return sdk_fail(sdk, KM_ERR_STATE, "key lookup: malformed answer");
     *pub = sdk_verified_key(sdk, (uint32_t)eid);
     if (!*pub)
