@@ -29,7 +29,7 @@ void km_demo_step_done(km_demo_env *env) {
 
 int km_demo_fail(km_demo_env *env, const char *what, km_err err) {
     const char *detail = env->sdk ? km_sdk_last_error(env->sdk) : "";
-    return km_tool_fail(env->t, err, what, detail);
+    return km_tool_fail_remote(env->t, err, what, detail, 1);
 }
 
 km_err km_demo_item_id(km_uuid *id) {
@@ -157,14 +157,14 @@ int km_demo_sign(km_demo_env *env, km_sdk *sdk, km_sdk_session *s, const km_sign
     km_uuid sid;
     km_err err = km_uuid_v7(&sid, km_tool_unix_ms());
     if (!err) err = km_sdk_sign_create(sdk, s, &sid, items, n, 600);
-    if (err) return km_tool_fail(env->t, err, "sign create", km_sdk_last_error(sdk));
+    if (err) return km_tool_fail_remote(env->t, err, "sign create", km_sdk_last_error(sdk), 0);
     for (size_t i = 0; approval && i < n_parties; i++) {
         if (!approval[i]) continue;
         if ((err = km_sdk_sign_approve(sdk, s, i, parties[i].auth_sec, &sid, items, n)) != KM_OK)
-            return km_tool_fail(env->t, err, "sign approve", km_sdk_last_error(sdk));
+            return km_tool_fail_remote(env->t, err, "sign approve", km_sdk_last_error(sdk), 0);
     }
     if ((err = km_sdk_sign_wait(sdk, s, &sid, items, n, env->t->timeout_s, r)) != KM_OK)
-        return km_tool_fail(env->t, err, "sign wait", km_sdk_last_error(sdk));
+        return km_tool_fail_remote(env->t, err, "sign wait", km_sdk_last_error(sdk), 1);
     if (r->n != n) return km_tool_fail(env->t, KM_ERR_VERIFY, "sign result: item count", NULL);
     for (size_t i = 0; i < n; i++)
         if (memcmp(r->items[i].item_id.b, items[i].id.b, 16) != 0 ||

@@ -87,7 +87,7 @@ int km_cmd_enclaves(km_tool *t, int argc, char **argv) {
     if (!err) err = km_client_call(c, "GET", "/api/v1/enclaves", NULL, NULL, &r);
     if (!err && (r.status != 200 || !json_is_array(json_object_get(r.json, "enclaves")))) err = KM_ERR_STATE;
     if (err) {
-        rc = km_tool_fail(t, err, "listing the enclaves", c ? km_client_last_error(c) : NULL);
+        rc = km_tool_fail_remote(t, err, "listing the enclaves", c ? km_client_last_error(c) : NULL, 0);
         km_client_response_clear(&r);
         km_client_free(c);
         free(d);
@@ -260,7 +260,7 @@ static int keygen_create(km_tool *t, int argc, char **argv) {
     char *json = NULL;
     km_err err = km_sdk_keygen_create(sdk, &p, &s);
     if (err) {
-        rc = km_tool_fail(t, err, "creating the keygen", km_sdk_last_error(sdk));
+        rc = km_tool_fail_remote(t, err, "creating the keygen", km_sdk_last_error(sdk), 0);
         goto out;
     }
     if ((err = km_sdk_session_export(s, &json)) != KM_OK ||
@@ -349,7 +349,7 @@ static int keygen_join(km_tool *t, int argc, char **argv) {
     double t0 = km_tool_now_ms();
     err = km_sdk_keygen_join(sdk, s, index, k.sec, k.auth_sec, approval);
     if (err) {
-        rc = km_tool_fail(t, err, "joining the keygen", km_sdk_last_error(sdk));
+        rc = km_tool_fail_remote(t, err, "joining the keygen", km_sdk_last_error(sdk), 0);
         goto out;
     }
     km_uuid uid;
@@ -385,10 +385,9 @@ void km_tool_show_keygen(km_tool *t, const km_sdk_keygen_result *r) {
     km_tool_set_int(t, "output_parity", r->output_parity);
     km_tool_set_str(t, "tweak", km_tweak_mode_name(r->tweak.mode));
     km_tool_set_str(t, "script_pubkey_hex", spk_hex);
-    km_tool_say(t,
-                "  aggregate key (x-only, untweaked): %s\n  output key (%s):%*s%s\n  P2TR scriptPubKey: %s\n",
-                agg, km_tweak_mode_name(r->tweak.mode), (int)(17 - strlen(km_tweak_mode_name(r->tweak.mode))),
-                "", outk, spk_hex);
+    km_tool_say(
+        t, "  aggregate key (x-only, untweaked): %s\n  output key (tweak %s): %s\n  P2TR scriptPubKey: %s\n",
+        agg, km_tweak_mode_name(r->tweak.mode), outk, spk_hex);
     json_t *pk = json_array();
     for (size_t i = 0; i < r->n_participants; i++) {
         char h[67];
@@ -446,9 +445,9 @@ static int keygen_wait(km_tool *t, int argc, char **argv) {
     err = km_sdk_keygen_wait(sdk, s, t->timeout_s, &r);
     km_spinner_stop(sp);
     if (err) {
-        rc = km_tool_fail(t, err,
-                          err == KM_ERR_RANGE ? "waiting for the keygen (timeout)" : "waiting for the keygen",
-                          km_sdk_last_error(sdk));
+        rc = km_tool_fail_remote(
+            t, err, err == KM_ERR_RANGE ? "waiting for the keygen (timeout)" : "waiting for the keygen",
+            km_sdk_last_error(sdk), 1);
         goto out;
     }
     /* The SDK checks the keys of participants that joined through this

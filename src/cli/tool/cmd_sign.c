@@ -261,7 +261,7 @@ static int sign_create(km_tool *t, int argc, char **argv) {
     km_err err = km_uuid_v7(&sid, km_tool_unix_ms());
     if (!err) err = km_sdk_sign_create(sdk, s, &sid, items, n, timeout);
     if (err) {
-        rc = km_tool_fail(t, err, "creating the signing session", km_sdk_last_error(sdk));
+        rc = km_tool_fail_remote(t, err, "creating the signing session", km_sdk_last_error(sdk), 0);
         goto out;
     }
     char ss[37], ks[37] = "";
@@ -323,7 +323,7 @@ static int sign_approve(km_tool *t, int argc, char **argv) {
     if ((rc = km_tool_connect(t, &sdk, NULL))) goto out;
     err = km_sdk_sign_approve(sdk, s, index, k.auth_sec, &sid, items, n);
     if (err) {
-        rc = km_tool_fail(t, err, "approving", km_sdk_last_error(sdk));
+        rc = km_tool_fail_remote(t, err, "approving", km_sdk_last_error(sdk), 0);
         goto out;
     }
     char ss[37];
@@ -362,8 +362,9 @@ static int sign_wait(km_tool *t, int argc, char **argv) {
     km_err err = km_sdk_sign_wait(sdk, s, &sid, items, n, t->timeout_s, &r);
     km_spinner_stop(sp);
     if (err) {
-        rc = km_tool_fail(t, err, err == KM_ERR_RANGE ? "waiting for the signatures (timeout)" : "signing",
-                          km_sdk_last_error(sdk));
+        rc = km_tool_fail_remote(t, err,
+                                 err == KM_ERR_RANGE ? "waiting for the signatures (timeout)" : "signing",
+                                 km_sdk_last_error(sdk), 1);
         goto out;
     }
     char ss[37];
@@ -460,7 +461,7 @@ static int single_import(km_tool *t, int argc, char **argv) {
     err = km_uuid_v7(&key_id, km_tool_unix_ms());
     if (!err) err = km_sdk_key_import(sdk, &key_id, &k.user_id, k.sec, k.auth_sec, approval, &enc);
     if (err) {
-        rc = km_tool_fail(t, err, "importing the key", km_sdk_last_error(sdk));
+        rc = km_tool_fail_remote(t, err, "importing the key", km_sdk_last_error(sdk), 0);
         goto out;
     }
     char ks[37], us[37], pub[67];
@@ -518,7 +519,7 @@ static int single_sign(km_tool *t, int argc, char **argv) {
                         ecdsa ? KM_KEY_ALGO_ECDSA : KM_KEY_ALGO_SCHNORR, msg, ml, approve, t->timeout_s, sig);
     km_spinner_stop(sp);
     if (err) {
-        rc = km_tool_fail(t, err, "signing", km_sdk_last_error(sdk));
+        rc = km_tool_fail_remote(t, err, "signing", km_sdk_last_error(sdk), 1);
         goto out;
     }
     char sh[129];
@@ -550,7 +551,7 @@ static int single_delete(km_tool *t, int argc, char **argv) {
     if ((rc = km_tool_connect(t, &sdk, NULL))) goto out;
     err = km_sdk_key_delete(sdk, &key_id, &user_id, k.auth_sec);
     if (err) {
-        rc = km_tool_fail(t, err, "deleting the key", km_sdk_last_error(sdk));
+        rc = km_tool_fail_remote(t, err, "deleting the key", km_sdk_last_error(sdk), 0);
         goto out;
     }
     char ks[37];

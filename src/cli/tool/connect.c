@@ -144,7 +144,7 @@ int km_tool_connect(km_tool *t, km_sdk **out, size_t *n_verified) {
     err = km_sdk_verify_enclaves(sdk, &n);
     km_spinner_stop(sp);
     if (err) {
-        rc = km_tool_fail(t, err, "verifying the enclaves' attestation", km_sdk_last_error(sdk));
+        rc = km_tool_fail_remote(t, err, "verifying the enclaves' attestation", km_sdk_last_error(sdk), 0);
         km_sdk_free(sdk);
         free(d);
         return rc;
@@ -158,7 +158,8 @@ int km_tool_connect(km_tool *t, km_sdk **out, size_t *n_verified) {
         err = km_sdk_verify_enclave(sdk, d->enc[i].id, pub);
         if (!err && memcmp(pub, d->enc[i].pub33, 33) != 0) err = KM_ERR_ATTESTATION;
         if (err) {
-            rc = km_tool_fail(t, err, "checking an enclave key against devnet.json", km_sdk_last_error(sdk));
+            rc = km_tool_fail_remote(t, err, "checking an enclave key against devnet.json",
+                                     km_sdk_last_error(sdk), 0);
             km_sdk_free(sdk);
             free(d);
             return rc;

@@ -66,9 +66,13 @@ void km_tool_say(const km_tool *t, const char *fmt, ...) __attribute__((format(p
 /** Report a failure: stderr in words; in JSON mode the result object gets
  *  "ok": false and "error". Returns the exit code for err. */
 int km_tool_fail(km_tool *t, km_err err, const char *what, const char *detail);
+/** The same for a failed call to the gateway (through the SDK or HTTP):
+ *  KM_ERR_IO means unreachable (exit 5); with wait set, KM_ERR_RANGE means
+ *  the wait timed out (exit 4). */
+int km_tool_fail_remote(km_tool *t, km_err err, const char *what, const char *detail, int wait);
 /** Report a usage error. Returns KM_EXIT_USAGE. */
 int km_tool_usage(km_tool *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/** The exit code a km_err maps to (verification, timeout, unreachable, other). */
+/** The exit code of a local failure: 3 for verification errors, else 1. */
 int km_tool_exit_code(km_err err);
 /** Finish: in JSON mode print t->out (with "ok") on stdout; free it.
  *  Returns rc. */

@@ -126,17 +126,27 @@ int km_tool_exit_code(km_err err) {
     case KM_ERR_VERIFY:
     case KM_ERR_DECRYPT:
         return KM_EXIT_VERIFY;
-    case KM_ERR_RANGE:
-        return KM_EXIT_TIMEOUT;
-    case KM_ERR_IO:
-        return KM_EXIT_UNREACHABLE;
     default:
         return KM_EXIT_FAIL;
     }
 }
 
+static int report(km_tool *t, int rc, km_err err, const char *what, const char *detail);
+
 int km_tool_fail(km_tool *t, km_err err, const char *what, const char *detail) {
+    return report(t, km_tool_exit_code(err), err, what, detail);
+}
+
+int km_tool_fail_remote(km_tool *t, km_err err, const char *what, const char *detail, int wait) {
     int rc = km_tool_exit_code(err);
+    /* The SDK reports an unreachable gateway (or one that cannot reach the
+     * enclave) as KM_ERR_IO, and a wait that ran out as KM_ERR_RANGE. */
+    if (err == KM_ERR_IO) rc = KM_EXIT_UNREACHABLE;
+    if (wait && err == KM_ERR_RANGE) rc = KM_EXIT_TIMEOUT;
+    return report(t, rc, err, what, detail);
+}
+
+static int report(km_tool *t, int rc, km_err err, const char *what, const char *detail) {
     fprintf(stderr, "%s: %s failed: %s%s%s\n", t->prog, what, km_strerror(err), detail && *detail ? ": " : "",
             detail ? detail : "");
     if (t->out) {
