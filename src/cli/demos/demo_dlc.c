@@ -113,8 +113,9 @@ int km_demo_dlc(km_demo_env *env) {
     }
     km_demo_step_done(env);
     char h[129];
+    km_tool_hex(h, r.output_xonly, 32);
+    km_tool_say(env->t, "  funding signed by Alice+Bob under their joint key %s\n", h);
     km_tool_hex(h, sig, 64);
-    km_tool_say(env->t, "  funding signed by Alice+Bob under %s...\n", "the joint BIP-86 key");
     km_tool_say(env->t, "  outcome '%s' attested by oracle %d: CET signature %s\n", outcomes[won], oracle, h);
     km_tool_say(env->t, "  the attestation secret was extracted back; it completes no other CET: OK\n");
     if (env->t->out) {
