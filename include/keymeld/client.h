@@ -113,12 +113,12 @@ KM_WARN_UNUSED km_err km_sdk_verify_enclaves(km_sdk *sdk, size_t *n);
 
 /** What the keygen coordinator decides. */
 typedef struct km_sdk_keygen_params {
-    size_t n_participants;        /**< 1..KM_SDK_MAX_PARTICIPANTS */
-    const km_uuid *user_ids;      /**< n_participants ids, or NULL to make UUIDv7s */
-    km_tweak tweak;               /**< default taproot tweak (km_tweak_bip86 for a key-path-only output) */
-    size_t n_subsets;             /**< 0..KM_SDK_MAX_SUBSETS */
-    const km_subset_def *subsets; /**< members are participant indices */
-    uint32_t timeout_secs;        /**< registration deadline, 1..86400 */
+    size_t n_participants;         /**< 1..KM_SDK_MAX_PARTICIPANTS */
+    const km_uuid *user_ids;       /**< n_participants ids, or NULL to make UUIDv7s */
+    km_tweak tweak;                /**< default taproot tweak (km_tweak_bip86 for a key-path-only output) */
+    size_t n_subsets;              /**< 0..KM_SDK_MAX_SUBSETS */
+    const km_subset_def *subsets;  /**< members are participant indices */
+    uint32_t timeout_secs;         /**< registration deadline, 1..86400 */
     uint32_t max_signing_sessions; /**< 0 = unlimited */
 } km_sdk_keygen_params;
 
@@ -153,7 +153,8 @@ void km_sdk_session_free(km_sdk_session *s);
 
 /** The session's keygen id and number of participants; participant i's user
  *  id and enclave. Returns: KM_OK; KM_ERR_RANGE (i too large). */
-KM_WARN_UNUSED km_err km_sdk_session_info(const km_sdk_session *s, km_uuid *keygen_id, size_t *n_participants);
+KM_WARN_UNUSED km_err km_sdk_session_info(const km_sdk_session *s, km_uuid *keygen_id,
+                                          size_t *n_participants);
 KM_WARN_UNUSED km_err km_sdk_session_participant(const km_sdk_session *s, size_t i, km_uuid *user_id,
                                                  uint32_t *enclave_id);
 
@@ -169,8 +170,9 @@ KM_WARN_UNUSED km_err km_sdk_session_participant(const km_sdk_session *s, size_t
  *           of the same participant); KM_ERR_INVALID_KEY; KM_ERR_IO;
  *           KM_ERR_RANGE (i); KM_ERR_ARG.
  *  In: seckey, auth_seckey: 32 bytes each (not kept). */
-KM_WARN_UNUSED km_err km_sdk_keygen_join(km_sdk *sdk, km_sdk_session *s, size_t i, const unsigned char seckey[32],
-                                         const unsigned char auth_seckey[32], int require_approval);
+KM_WARN_UNUSED km_err km_sdk_keygen_join(km_sdk *sdk, km_sdk_session *s, size_t i,
+                                         const unsigned char seckey[32], const unsigned char auth_seckey[32],
+                                         int require_approval);
 
 /** The checked outcome of a keygen. */
 typedef struct km_sdk_keygen_result {
