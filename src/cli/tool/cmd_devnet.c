@@ -761,22 +761,11 @@ static int devnet_down(km_tool *t, int argc, char **argv) {
 int km_cmd_devnet(km_tool *t, int argc, char **argv) {
     static const char help[] =
         "usage: keymeld devnet up|status|down [options] (see `keymeld devnet up --help`)\n";
-    if (argc < 1) return km_tool_usage(t, "devnet needs up, status or down");
-    if (!strcmp(argv[0], "--help")) {
-        fputs(help, stdout);
-        return -1;
-    }
-    if (!strcmp(argv[0], "up")) {
-        t->prog = "keymeld devnet up";
-        return devnet_up(t, argc - 1, argv + 1);
-    }
-    if (!strcmp(argv[0], "status")) {
-        t->prog = "keymeld devnet status";
-        return devnet_status(t, argc - 1, argv + 1);
-    }
-    if (!strcmp(argv[0], "down")) {
-        t->prog = "keymeld devnet down";
-        return devnet_down(t, argc - 1, argv + 1);
-    }
-    return km_tool_usage(t, "unknown devnet command '%s'", argv[0]);
+    static const km_tool_sub subs[] = {
+        {"up", "keymeld devnet up", devnet_up},
+        {"status", "keymeld devnet status", devnet_status},
+        {"down", "keymeld devnet down", devnet_down},
+    };
+    t->prog = "keymeld devnet";
+    return km_tool_dispatch(t, "devnet", help, subs, sizeof subs / sizeof subs[0], argc, argv);
 }

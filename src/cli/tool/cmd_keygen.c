@@ -474,23 +474,11 @@ out:
 }
 
 int km_cmd_keygen(km_tool *t, int argc, char **argv) {
+    static const km_tool_sub subs[] = {
+        {"create", "keymeld keygen create", keygen_create},
+        {"join", "keymeld keygen join", keygen_join},
+        {"wait", "keymeld keygen wait", keygen_wait},
+    };
     t->prog = "keymeld keygen";
-    if (argc < 1) return km_tool_usage(t, "keygen needs create, join or wait");
-    if (!strcmp(argv[0], "--help")) {
-        fputs(KEYGEN_HELP, stdout);
-        return -1;
-    }
-    if (!strcmp(argv[0], "create")) {
-        t->prog = "keymeld keygen create";
-        return keygen_create(t, argc - 1, argv + 1);
-    }
-    if (!strcmp(argv[0], "join")) {
-        t->prog = "keymeld keygen join";
-        return keygen_join(t, argc - 1, argv + 1);
-    }
-    if (!strcmp(argv[0], "wait")) {
-        t->prog = "keymeld keygen wait";
-        return keygen_wait(t, argc - 1, argv + 1);
-    }
-    return km_tool_usage(t, "unknown keygen command '%s'", argv[0]);
+    return km_tool_dispatch(t, "keygen", KEYGEN_HELP, subs, sizeof subs / sizeof subs[0], argc, argv);
 }

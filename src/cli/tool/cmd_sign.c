@@ -393,25 +393,13 @@ out:
 }
 
 int km_cmd_sign(km_tool *t, int argc, char **argv) {
+    static const km_tool_sub subs[] = {
+        {"create", "keymeld sign create", sign_create},
+        {"approve", "keymeld sign approve", sign_approve},
+        {"wait", "keymeld sign wait", sign_wait},
+    };
     t->prog = "keymeld sign";
-    if (argc < 1) return km_tool_usage(t, "sign needs create, approve or wait");
-    if (!strcmp(argv[0], "--help")) {
-        fputs(SIGN_HELP, stdout);
-        return -1;
-    }
-    if (!strcmp(argv[0], "create")) {
-        t->prog = "keymeld sign create";
-        return sign_create(t, argc - 1, argv + 1);
-    }
-    if (!strcmp(argv[0], "approve")) {
-        t->prog = "keymeld sign approve";
-        return sign_approve(t, argc - 1, argv + 1);
-    }
-    if (!strcmp(argv[0], "wait")) {
-        t->prog = "keymeld sign wait";
-        return sign_wait(t, argc - 1, argv + 1);
-    }
-    return km_tool_usage(t, "unknown sign command '%s'", argv[0]);
+    return km_tool_dispatch(t, "sign", SIGN_HELP, subs, sizeof subs / sizeof subs[0], argc, argv);
 }
 
 /* ---- single -------------------------------------------------------------------------- */
@@ -565,23 +553,11 @@ out:
 }
 
 int km_cmd_single(km_tool *t, int argc, char **argv) {
+    static const km_tool_sub subs[] = {
+        {"import", "keymeld single import", single_import},
+        {"sign", "keymeld single sign", single_sign},
+        {"delete", "keymeld single delete", single_delete},
+    };
     t->prog = "keymeld single";
-    if (argc < 1) return km_tool_usage(t, "single needs import, sign or delete");
-    if (!strcmp(argv[0], "--help")) {
-        fputs(SINGLE_HELP, stdout);
-        return -1;
-    }
-    if (!strcmp(argv[0], "import")) {
-        t->prog = "keymeld single import";
-        return single_import(t, argc - 1, argv + 1);
-    }
-    if (!strcmp(argv[0], "sign")) {
-        t->prog = "keymeld single sign";
-        return single_sign(t, argc - 1, argv + 1);
-    }
-    if (!strcmp(argv[0], "delete")) {
-        t->prog = "keymeld single delete";
-        return single_delete(t, argc - 1, argv + 1);
-    }
-    return km_tool_usage(t, "unknown single command '%s'", argv[0]);
+    return km_tool_dispatch(t, "single", SINGLE_HELP, subs, sizeof subs / sizeof subs[0], argc, argv);
 }

@@ -31,8 +31,18 @@ enum {
 #define KM_TOOL_DEFAULT_DIR  ".keymeld-devnet"
 #define KM_TOOL_DEFAULT_WAIT 120
 
+typedef struct km_tool km_tool;
+
+/** A subcommand: its name, its full name for messages ("keymeld keygen
+ *  create") and what runs it. */
+typedef struct km_tool_sub {
+    const char *name;
+    const char *prog;
+    int (*run)(km_tool *t, int argc, char **argv);
+} km_tool_sub;
+
 /** State of one invocation: the common options and the JSON result. */
-typedef struct km_tool {
+struct km_tool {
     const char *prog; /* "keymeld keygen create" etc., for messages */
     int json;         /* --json: one JSON object on stdout, nothing else there */
     const char *devnet_dir;
@@ -43,7 +53,7 @@ typedef struct km_tool {
     unsigned timeout_s;
     km_ctx *ctx;
     json_t *out; /* the result object (--json) */
-} km_tool;
+};
 
 /** An option of a subcommand. Exactly one of str / flag / uint is set. */
 typedef struct km_opt {
@@ -180,5 +190,11 @@ int km_cmd_keygen(km_tool *t, int argc, char **argv);
 int km_cmd_sign(km_tool *t, int argc, char **argv);
 int km_cmd_single(km_tool *t, int argc, char **argv);
 int km_cmd_demo(km_tool *t, int argc, char **argv);
+
+/** Run the subcommand named by argv[0] among subs (n of them) of `group`
+ *  ("keygen"); `--help` prints help. Returns what the subcommand returns, -1
+ *  after --help, or the usage exit code for a missing or unknown name. */
+int km_tool_dispatch(km_tool *t, const char *group, const char *help, const km_tool_sub *subs, size_t n,
+                     int argc, char **argv);
 
 #endif

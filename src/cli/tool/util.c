@@ -480,3 +480,20 @@ out:
     if (err) km_wipe(k, sizeof *k);
     return err;
 }
+
+int km_tool_dispatch(km_tool *t, const char *group, const char *help, const km_tool_sub *subs, size_t n,
+                     int argc, char **argv) {
+    if (argc < 1 || !strcmp(argv[0], "--help")) {
+        if (argc >= 1) {
+            fputs(help, stdout);
+            return -1;
+        }
+        return km_tool_usage(t, "%s needs a command (keymeld %s --help)", group, group);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(argv[0], subs[i].name)) {
+            t->prog = subs[i].prog;
+            return subs[i].run(t, argc - 1, argv + 1);
+        }
+    return km_tool_usage(t, "unknown %s command '%s'", group, argv[0]);
+}
