@@ -119,8 +119,7 @@ int km_cmd_enclaves(km_tool *t, int argc, char **argv) {
             json_object_set_new(o, "attestation", json_string(v == KM_OK ? "verified" : km_err_name(v)));
             if (v) {
                 json_object_set_new(o, "attestation_error", json_string(km_sdk_last_error(sdk)));
-                fprintf(stderr, "keymeld enclaves: enclave %lld: attestation refused: %s\n", (long long)id,
-                        km_sdk_last_error(sdk));
+                fprintf(stderr, "keymeld enclaves: %s\n", km_sdk_last_error(sdk)); /* names the enclave */
                 if (!rc) rc = km_tool_exit_code(v);
             }
             vs = v == KM_OK ? "  attestation verified" : "  ATTESTATION REFUSED";

@@ -164,13 +164,14 @@ json_t *km_tool_sign_result_json(const km_sdk_sign_result *r) {
 
 static const char SIGN_HELP[] =
     "usage: keymeld sign create --session FILE (--message HEX | --items FILE) [--subset ID]\n"
-    "                           [--tweak MODE [--tweak-data HEX]] [--out FILE]\n"
+    "                           [--tweak MODE [--tweak-data HEX]] [--session-timeout S] [--out FILE]\n"
     "       keymeld sign approve --session FILE --signing FILE --index I --key KEYFILE\n"
     "       keymeld sign wait --session FILE --signing FILE\n"
     "create: submit a signing session for a completed keygen: one 32-byte message (hex), or\n"
     "  the items of a JSON file {\"items\": [{\"message_hex\", \"tweak\", \"tweak_data_hex\",\n"
     "  \"subset_id\", \"adaptor\": none|single|and|or, \"points_hex\": [...]}]}. Writes the\n"
-    "  signing file (default signing.json: signing id and items, no secret).\n"
+    "  signing file (default signing.json: signing id and items, no secret). The session\n"
+    "  must complete within --session-timeout seconds (1..86400, default 600).\n"
     "approve: as participant I (if it joined with --require-approval), approve exactly these items.\n"
     "wait: wait for the signatures; each is verified (BIP-340 under the expected key, or as an\n"
     "  adaptor pre-signature against its point) before it is shown.\n";

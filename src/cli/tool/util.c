@@ -488,7 +488,7 @@ int km_tool_dispatch(km_tool *t, const char *group, const char *help, const km_t
             fputs(help, stdout);
             return -1;
         }
-        return km_tool_usage(t, "%s needs a command (keymeld %s --help)", group, group);
+        return km_tool_usage(t, "%s needs a command", group);
     }
     for (size_t i = 0; i < n; i++)
         if (!strcmp(argv[0], subs[i].name)) {
