@@ -39,6 +39,8 @@
  *                   targets to FILE.
  *   --runs N        runs per latency figure (default 100, --quick 5).
  *   --concurrent N  sessions of (d) (default 1000, --quick 20).
+ *   --only LETTERS  run only these parts, e.g. --only b (for profiling one
+ *                   part: the targets of the others are NOT MEASURED).
  * The gateway runs with its default configuration (http_max_connections
  * 1024 suffices for 1000 clients; a 10,000-item batch is about 2 MB of JSON,
  * under the default max_body_bytes of 4 MiB).
@@ -615,7 +617,8 @@ static void json_cpu(FILE *f, const cpu_split *c) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: keymeld-bench-gateway [--quick] [--json FILE] [--runs N] [--concurrent N]\n");
+    fprintf(stderr, "usage: keymeld-bench-gateway [--quick] [--json FILE] [--runs N] [--concurrent N] "
+                    "[--only abcde]\n");
 }
 
 static int parse_count(const char *s, size_t lo, size_t hi, size_t *out) {
@@ -634,6 +637,7 @@ int main(int argc, char **argv) {
     int quick = 0;
     const char *json_path = NULL;
     size_t runs = 0, n_conc = 0;
+    const char *only = "abcde";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
             quick = 1;
@@ -641,6 +645,9 @@ int main(int argc, char **argv) {
             json_path = argv[++i];
         } else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
             if (parse_count(argv[++i], 1, 100000, &runs)) return usage(), 2;
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            only = argv[++i];
+            if (!*only || strspn(only, "abcde") != strlen(only)) return usage(), 2;
         } else if (!strcmp(argv[i], "--concurrent") && i + 1 < argc) {
             if (parse_count(argv[++i], 1, 1000, &n_conc)) return usage(), 2;
         } else {
@@ -703,12 +710,15 @@ int main(int argc, char **argv) {
             KM_OK_OR_DIE(km_gwtest_ca_root(&g_t, i, &g_root[i]));
     }
     km_sdk *sdk = sdk_open_or_die();
+    const int run_a = !!strchr(only, 'a'), run_b = !!strchr(only, 'b'), run_c = !!strchr(only, 'c'),
+              run_d = !!strchr(only, 'd'), run_e = !!strchr(only, 'e');
 
     /* ---- (a) keygen ---- */
     stats kg_stats[N_NS];
+    memset(kg_stats, 0, sizeof kg_stats);
     double *v = calloc(runs, sizeof *v);
     if (!v) die("out of memory");
-    for (size_t j = 0; j < N_NS; j++) {
+    for (size_t j = 0; run_a && j < N_NS; j++) {
         for (int w = 0; w < 3; w++) /* warm-up: connections, caches, SQLite pages */
             (void)keygen_once(sdk, g_ns[j], NULL, NULL);
         for (size_t r = 0; r < runs; r++) {
@@ -720,21 +730,23 @@ int main(int argc, char **argv) {
 
     /* ---- (b) single-item signing ---- */
     stats sg_stats[N_NS];
+    memset(sg_stats, 0, sizeof sg_stats);
     km_sdk_session *sess3 = NULL; /* the n = 3 key, kept for (c) and (d) */
     km_sdk_keygen_result kg3;
     memset(&kg3, 0, sizeof kg3);
     for (size_t j = 0; j < N_NS; j++) {
+        if (!run_b && g_ns[j] != 3) continue;
         km_sdk_session *s = NULL;
         km_sdk_keygen_result kg;
         (void)keygen_once(sdk, g_ns[j], &s, &kg);
         km_sign_item it;
-        for (int w = 0; w < 3; w++)
+        for (int w = 0; run_b && w < 3; w++)
             (void)sign_once(sdk, s, kg.output_xonly, &it, 1);
-        for (size_t r = 0; r < runs; r++) {
+        for (size_t r = 0; run_b && r < runs; r++) {
             if (r % 10 == 0) progress("(b) signing n = %zu: run %zu/%zu", g_ns[j], r + 1, runs);
             v[r] = sign_once(sdk, s, kg.output_xonly, &it, 1);
         }
-        sg_stats[j] = stats_of(v, runs);
+        if (run_b) sg_stats[j] = stats_of(v, runs);
         if (g_ns[j] == 3) {
             sess3 = s;
             kg3 = kg;
@@ -746,8 +758,9 @@ int main(int argc, char **argv) {
 
     /* ---- (e) single-signer keys ---- */
     stats ss_stats;
-    double import_ms;
-    {
+    memset(&ss_stats, 0, sizeof ss_stats);
+    double import_ms = 0.0;
+    if (run_e) {
         unsigned char sk[32], pub[33], auth[32], msg[32], sig[64];
         KM_OK_OR_DIE(km_devnet_keypair(g_ctx, sk, pub, NULL));
         KM_OK_OR_DIE(km_devnet_keypair(g_ctx, auth, NULL, NULL));
@@ -776,7 +789,7 @@ int main(int argc, char **argv) {
     batch_fig bf[5];
     memset(bf, 0, sizeof bf);
     long gw_hwm_before_conc = -1;
-    {
+    if (run_c) {
         size_t max_items = batches[n_batches - 1];
         km_sign_item *items = calloc(max_items, sizeof *items);
         if (!items) die("out of memory");
@@ -799,13 +812,14 @@ int main(int argc, char **argv) {
             b->ratio = b->items_per_s / b->floor_items_per_s;
         }
         free(items);
-        gw_hwm_before_conc = proc_status_kb(g_t.gw_pid, "VmHWM");
     }
+    gw_hwm_before_conc = proc_status_kb(g_t.gw_pid, "VmHWM");
     free(v);
 
     /* ---- (d) concurrency ---- */
     conc_fig cf;
-    {
+    memset(&cf, 0, sizeof cf);
+    if (run_d) {
         char *json = NULL;
         KM_OK_OR_DIE(km_sdk_session_export(sess3, &json));
         progress("(d) %zu concurrent sessions: setting up %zu handles", n_conc, n_conc);
@@ -825,13 +839,15 @@ int main(int argc, char **argv) {
     size_t j3 = 1; /* g_ns[1] == 3 */
     const batch_fig *b10k = &bf[n_batches - 1];
     target tg[] = {
-        {"3-party signing session p50", "ms", 1, 5.0, sg_stats[j3].p50, 1},
-        {"3-party signing session p99", "ms", 1, 20.0, sg_stats[j3].p99, 1},
-        {"3-party keygen p50", "ms", 1, 10.0, kg_stats[j3].p50, 1},
-        {"3-party batch of 10,000: share of floor", "%", 0, 50.0, b10k->ratio * 100.0, b10k->items == 10000},
-        {"concurrent sessions: errors", "", 1, 0.0, (double)(cf.errors + cf.setup_errors), n_conc >= 1000},
+        {"3-party signing session p50", "ms", 1, 5.0, sg_stats[j3].p50, run_b},
+        {"3-party signing session p99", "ms", 1, 20.0, sg_stats[j3].p99, run_b},
+        {"3-party keygen p50", "ms", 1, 10.0, kg_stats[j3].p50, run_a},
+        {"3-party batch of 10,000: share of floor", "%", 0, 50.0, b10k->ratio * 100.0,
+         run_c && b10k->items == 10000},
+        {"concurrent sessions: errors", "", 1, 0.0, (double)(cf.errors + cf.setup_errors),
+         run_d && n_conc >= 1000},
         {"concurrent sessions: gateway peak RSS", "MB", 1, 200.0, (double)cf.gw_hwm_kb / 1024.0,
-         n_conc >= 1000 && cf.gw_hwm_kb >= 0},
+         run_d && n_conc >= 1000 && cf.gw_hwm_kb >= 0},
     };
     const size_t n_tg = sizeof tg / sizeof tg[0];
 
@@ -851,43 +867,57 @@ int main(int argc, char **argv) {
         printf("%4zu %14.1f %14s %14.0f %16.1f\n", g_ns[j], fl.session_us[j], se, 1e6 / fl.session_us[j],
                fl.keyagg_us[j]);
     }
-    printf("\n(a) keygen: create + n registrations + checked result, one client (ms, %zu runs)\n", runs);
-    printf("%4s %9s %9s %9s %9s %9s\n", "n", "p50", "p99", "min", "max", "mean");
-    for (size_t j = 0; j < N_NS; j++)
+    if (!run_a) printf("\n(a) keygen: not run (--only)\n");
+    if (run_a)
+        printf("\n(a) keygen: create + n registrations + checked result, one client (ms, %zu runs)\n", runs);
+    if (run_a) printf("%4s %9s %9s %9s %9s %9s\n", "n", "p50", "p99", "min", "max", "mean");
+    for (size_t j = 0; run_a && j < N_NS; j++)
         printf("%4zu %9.2f %9.2f %9.2f %9.2f %9.2f\n", g_ns[j], kg_stats[j].p50, kg_stats[j].p99,
                kg_stats[j].min, kg_stats[j].max, kg_stats[j].mean);
-    printf("\n(b) single-item signing session: create to the verified signature (ms, %zu runs)\n", runs);
-    printf("%4s %9s %9s %9s %9s %9s %12s\n", "n", "p50", "p99", "min", "max", "mean", "p50/floor");
-    for (size_t j = 0; j < N_NS; j++)
+    if (!run_b) printf("\n(b) single-item signing: not run (--only)\n");
+    if (run_b)
+        printf("\n(b) single-item signing session: create to the verified signature (ms, %zu runs)\n", runs);
+    if (run_b) printf("%4s %9s %9s %9s %9s %9s %12s\n", "n", "p50", "p99", "min", "max", "mean", "p50/floor");
+    for (size_t j = 0; run_b && j < N_NS; j++)
         printf("%4zu %9.2f %9.2f %9.2f %9.2f %9.2f %11.0fx\n", g_ns[j], sg_stats[j].p50, sg_stats[j].p99,
                sg_stats[j].min, sg_stats[j].max, sg_stats[j].mean, sg_stats[j].p50 * 1e3 / fl.session_us[j]);
-    printf("\n(c) batch throughput, n = 3 (best run; CPU seconds over all runs of the size)\n");
-    printf("%6s %5s %10s %10s %10s %8s %9s %9s %9s\n", "items", "runs", "best s", "items/s", "floor/s",
-           "share", "cpu gw", "cpu encl", "cpu cli");
-    for (size_t k = 0; k < n_batches; k++)
+    if (!run_c) printf("\n(c) batch throughput: not run (--only)\n");
+    if (run_c) printf("\n(c) batch throughput, n = 3 (best run; CPU seconds over all runs of the size)\n");
+    if (run_c)
+        printf("%6s %5s %10s %10s %10s %8s %9s %9s %9s\n", "items", "runs", "best s", "items/s", "floor/s",
+               "share", "cpu gw", "cpu encl", "cpu cli");
+    for (size_t k = 0; run_c && k < n_batches; k++)
         printf("%6zu %5d %10.4f %10.0f %10.0f %7.1f%% %9.2f %9.2f %9.2f\n", bf[k].items, bf[k].runs,
                bf[k].best_s, bf[k].items_per_s, bf[k].floor_items_per_s, bf[k].ratio * 100.0,
                bf[k].cpu.gateway, bf[k].cpu.enclaves, bf[k].cpu.client);
-    printf("\n(d) %zu signing sessions (n = 3) in flight at once, one thread + SDK handle each\n",
-           cf.sessions);
-    printf("    handles set up (verified enclaves, session imported) in %.2f s, untimed\n", cf.setup_s);
-    printf("    total %.3f s, %.0f sessions/s; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", cf.total_s,
-           cf.total_s > 0 ? (double)(cf.sessions - cf.errors - cf.setup_errors) / cf.total_s : 0.0,
-           cf.lat.p50, cf.lat.p99, cf.lat.max);
-    printf("    errors %zu (+ %zu in setup)%s%s\n", cf.errors, cf.setup_errors, cf.first_error[0] ? ": " : "",
-           cf.first_error);
-    printf("    peak RSS%s: gateway %.1f MB, enclaves", cf.hwm_reset ? " during this phase" : " (lifetime)",
-           (double)cf.gw_hwm_kb / 1024.0);
-    for (int i = 0; i < N_ENCLAVES; i++)
-        printf(" %.1f", (double)cf.enc_hwm_kb[i] / 1024.0);
-    printf(" MB (gateway lifetime peak before: %.1f MB)\n", (double)gw_hwm_before_conc / 1024.0);
-    printf("    CPU s: gateway %.2f, enclaves %.2f, client %.2f\n", cf.cpu.gateway, cf.cpu.enclaves,
-           cf.cpu.client);
-    printf("\n(e) single-signer signing (imported key, BIP-340, 32-byte message; ms, %zu runs; import %.2f "
-           "ms)\n",
-           ss_stats.runs, import_ms);
-    printf("     p50 %.2f, p99 %.2f, min %.2f, max %.2f, mean %.2f\n", ss_stats.p50, ss_stats.p99,
-           ss_stats.min, ss_stats.max, ss_stats.mean);
+    if (!run_d) printf("\n(d) concurrency: not run (--only)\n");
+    if (run_d) {
+        printf("\n(d) %zu signing sessions (n = 3) in flight at once, one thread + SDK handle each\n",
+               cf.sessions);
+        printf("    handles set up (verified enclaves, session imported) in %.2f s, untimed\n", cf.setup_s);
+        printf("    total %.3f s, %.0f sessions/s; latency p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+               cf.total_s,
+               cf.total_s > 0 ? (double)(cf.sessions - cf.errors - cf.setup_errors) / cf.total_s : 0.0,
+               cf.lat.p50, cf.lat.p99, cf.lat.max);
+        printf("    errors %zu (+ %zu in setup)%s%s\n", cf.errors, cf.setup_errors,
+               cf.first_error[0] ? ": " : "", cf.first_error);
+        printf("    peak RSS%s: gateway %.1f MB, enclaves",
+               cf.hwm_reset ? " during this phase" : " (lifetime)", (double)cf.gw_hwm_kb / 1024.0);
+        for (int i = 0; i < N_ENCLAVES; i++)
+            printf(" %.1f", (double)cf.enc_hwm_kb[i] / 1024.0);
+        printf(" MB (gateway lifetime peak before: %.1f MB)\n", (double)gw_hwm_before_conc / 1024.0);
+        printf("    CPU s: gateway %.2f, enclaves %.2f, client %.2f\n", cf.cpu.gateway, cf.cpu.enclaves,
+               cf.cpu.client);
+    }
+    if (!run_e) printf("\n(e) single-signer signing: not run (--only)\n");
+    if (run_e)
+        printf(
+            "\n(e) single-signer signing (imported key, BIP-340, 32-byte message; ms, %zu runs; import %.2f "
+            "ms)\n",
+            ss_stats.runs, import_ms);
+    if (run_e)
+        printf("     p50 %.2f, p99 %.2f, min %.2f, max %.2f, mean %.2f\n", ss_stats.p50, ss_stats.p99,
+               ss_stats.min, ss_stats.max, ss_stats.mean);
     printf("\ntargets (this 2-core machine)\n");
     for (size_t i = 0; i < n_tg; i++)
         printf("  %-42s %10.2f %-2s %s %8.2f  %s\n", tg[i].name, tg[i].figure, tg[i].unit,
@@ -908,8 +938,9 @@ int main(int argc, char **argv) {
         bench_json_string(jf, mach.load_end);
         fprintf(jf,
                 "},\n  \"setup\": {\"enclaves\": %d, \"gateway_config\": \"defaults\", "
-                "\"database\": \"SQLite WAL synchronous=FULL under /tmp\", \"runs\": %zu},\n",
-                N_ENCLAVES, runs);
+                "\"database\": \"SQLite WAL synchronous=FULL under /tmp\", \"runs\": %zu, \"parts_run\": "
+                "\"%s\"},\n",
+                N_ENCLAVES, runs, only);
         fprintf(
             jf,
             "  \"floor\": {\"definition\": \"one item's whole MuSig2 session for n parties in one process "
