@@ -41,6 +41,11 @@
  *   --concurrent N  sessions of (d) (default 1000, --quick 20).
  *   --only LETTERS  run only these parts, e.g. --only b (for profiling one
  *                   part: the targets of the others are NOT MEASURED).
+ *   --database-dir DIR  put the gateway's database in DIR (removed at exit)
+ *                   instead of the harness's directory under /tmp, e.g.
+ *                   /dev/shm to see what the disk's fsyncs cost (a tmpfs
+ *                   database is NOT durable: such figures are not the
+ *                   product's).
  * The gateway runs with its default configuration (http_max_connections
  * 1024 suffices for 1000 clients; a 10,000-item batch is about 2 MB of JSON,
  * under the default max_body_bytes of 4 MiB).
@@ -86,10 +91,21 @@ static km_buf g_root[N_ENCLAVES];
 
 /* Stops the gateway and the enclaves and removes their directory on every
  * path out, a failed check included (they would otherwise outlive us). */
+static char g_db_path[600]; /* --database-dir: our database, removed at exit */
+
 static void cleanup(void) {
     for (int i = 0; i < N_ENCLAVES; i++)
         km_buf_free(&g_root[i]);
     km_gwtest_stop(&g_t);
+    if (g_db_path[0]) {
+        static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+        char p[640];
+        for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+            snprintf(p, sizeof p, "%s%s", g_db_path, sfx[i]);
+            (void)unlink(p);
+        }
+        g_db_path[0] = '\0';
+    }
     if (g_ctx) km_ctx_destroy(g_ctx);
     g_ctx = NULL;
 }
@@ -618,7 +634,7 @@ static void json_cpu(FILE *f, const cpu_split *c) {
 
 static void usage(void) {
     fprintf(stderr, "usage: keymeld-bench-gateway [--quick] [--json FILE] [--runs N] [--concurrent N] "
-                    "[--only abcde]\n");
+                    "[--only abcde] [--database-dir DIR]\n");
 }
 
 static int parse_count(const char *s, size_t lo, size_t hi, size_t *out) {
@@ -638,6 +654,7 @@ int main(int argc, char **argv) {
     const char *json_path = NULL;
     size_t runs = 0, n_conc = 0;
     const char *only = "abcde";
+    const char *db_dir = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
             quick = 1;
@@ -645,6 +662,9 @@ int main(int argc, char **argv) {
             json_path = argv[++i];
         } else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
             if (parse_count(argv[++i], 1, 100000, &runs)) return usage(), 2;
+        } else if (!strcmp(argv[i], "--database-dir") && i + 1 < argc) {
+            db_dir = argv[++i];
+            if (strlen(db_dir) > 400 || strpbrk(db_dir, "\"\\")) return usage(), 2;
         } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             only = argv[++i];
             if (!*only || strspn(only, "abcde") != strlen(only)) return usage(), 2;
@@ -691,7 +711,12 @@ int main(int argc, char **argv) {
     /* ---- the stack ---- */
     progress("starting %d enclaves and the gateway", N_ENCLAVES);
     g_t.ctx = g_ctx;
-    km_err err = km_gwtest_start(&g_t, N_ENCLAVES, NULL);
+    char extra[700] = "";
+    if (db_dir) {
+        snprintf(g_db_path, sizeof g_db_path, "%s/keymeld-bench-%d.db", db_dir, (int)getpid());
+        snprintf(extra, sizeof extra, "{\"database\": \"%s\"}", g_db_path);
+    }
+    km_err err = km_gwtest_start(&g_t, N_ENCLAVES, db_dir ? extra : NULL);
     if (err) die("cannot start the enclaves and the gateway: %s", km_err_name(err));
     {
         /* PCR0 of a development enclave: SHA-384 of its binary. */
@@ -856,6 +881,7 @@ int main(int argc, char **argv) {
            "processes on loopback, driven through the client SDK (attestation and results verified)\n",
            quick ? " (--quick: figures are rough)" : "", N_ENCLAVES);
     printf("machine: %s, %ld cores, %s\n", mach.cpu, mach.cores, mach.kernel);
+    if (db_dir) printf("DATABASE IN %s (--database-dir): not the default durable setup\n", db_dir);
     printf("load average (1 min): %s at start, %s at end\n\n", mach.load_start, mach.load_end);
     printf("crypto floor: one item's whole MuSig2 session, n parties in one process, one core\n"
            "(keymeld/musig.h: n nonce_gen, nonce_agg, n session_init, n partial_sign, n partial_verify,\n"
@@ -938,9 +964,9 @@ int main(int argc, char **argv) {
         bench_json_string(jf, mach.load_end);
         fprintf(jf,
                 "},\n  \"setup\": {\"enclaves\": %d, \"gateway_config\": \"defaults\", "
-                "\"database\": \"SQLite WAL synchronous=FULL under /tmp\", \"runs\": %zu, \"parts_run\": "
+                "\"database\": \"SQLite WAL synchronous=FULL in %s\", \"runs\": %zu, \"parts_run\": "
                 "\"%s\"},\n",
-                N_ENCLAVES, runs, only);
+                N_ENCLAVES, db_dir ? db_dir : "/tmp", runs, only);
         fprintf(
             jf,
             "  \"floor\": {\"definition\": \"one item's whole MuSig2 session for n parties in one process "
