@@ -46,6 +46,9 @@
  *                   /dev/shm to see what the disk's fsyncs cost (a tmpfs
  *                   database is NOT durable: such figures are not the
  *                   product's).
+ *   --gateway-config JSON  extra gateway configuration (a JSON object merged
+ *                   into the harness's, e.g. '{"http_threads": 8}'), to try
+ *                   other settings; not with --database-dir.
  * The gateway runs with its default configuration (http_max_connections
  * 1024 suffices for 1000 clients; a 10,000-item batch is about 2 MB of JSON,
  * under the default max_body_bytes of 4 MiB).
@@ -634,7 +637,7 @@ static void json_cpu(FILE *f, const cpu_split *c) {
 
 static void usage(void) {
     fprintf(stderr, "usage: keymeld-bench-gateway [--quick] [--json FILE] [--runs N] [--concurrent N] "
-                    "[--only abcde] [--database-dir DIR]\n");
+                    "[--only abcde] [--database-dir DIR | --gateway-config JSON]\n");
 }
 
 static int parse_count(const char *s, size_t lo, size_t hi, size_t *out) {
@@ -654,7 +657,7 @@ int main(int argc, char **argv) {
     const char *json_path = NULL;
     size_t runs = 0, n_conc = 0;
     const char *only = "abcde";
-    const char *db_dir = NULL;
+    const char *db_dir = NULL, *gw_config = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
             quick = 1;
@@ -665,6 +668,8 @@ int main(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--database-dir") && i + 1 < argc) {
             db_dir = argv[++i];
             if (strlen(db_dir) > 400 || strpbrk(db_dir, "\"\\")) return usage(), 2;
+        } else if (!strcmp(argv[i], "--gateway-config") && i + 1 < argc) {
+            gw_config = argv[++i];
         } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             only = argv[++i];
             if (!*only || strspn(only, "abcde") != strlen(only)) return usage(), 2;
@@ -675,6 +680,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    if (db_dir && gw_config) return usage(), 2;
     if (!runs) runs = quick ? 5 : 100;
     if (!n_conc) n_conc = quick ? 20 : 1000;
     static const size_t full_batches[] = {1, 10, 100, 1000, 10000};
@@ -716,7 +722,7 @@ int main(int argc, char **argv) {
         snprintf(g_db_path, sizeof g_db_path, "%s/keymeld-bench-%d.db", db_dir, (int)getpid());
         snprintf(extra, sizeof extra, "{\"database\": \"%s\"}", g_db_path);
     }
-    km_err err = km_gwtest_start(&g_t, N_ENCLAVES, db_dir ? extra : NULL);
+    km_err err = km_gwtest_start(&g_t, N_ENCLAVES, db_dir ? extra : gw_config);
     if (err) die("cannot start the enclaves and the gateway: %s", km_err_name(err));
     {
         /* PCR0 of a development enclave: SHA-384 of its binary. */
@@ -882,6 +888,7 @@ int main(int argc, char **argv) {
            quick ? " (--quick: figures are rough)" : "", N_ENCLAVES);
     printf("machine: %s, %ld cores, %s\n", mach.cpu, mach.cores, mach.kernel);
     if (db_dir) printf("DATABASE IN %s (--database-dir): not the default durable setup\n", db_dir);
+    if (gw_config) printf("GATEWAY CONFIGURATION CHANGED (--gateway-config): %s\n", gw_config);
     printf("load average (1 min): %s at start, %s at end\n\n", mach.load_start, mach.load_end);
     printf("crypto floor: one item's whole MuSig2 session, n parties in one process, one core\n"
            "(keymeld/musig.h: n nonce_gen, nonce_agg, n session_init, n partial_sign, n partial_verify,\n"
@@ -962,11 +969,12 @@ int main(int argc, char **argv) {
         bench_json_string(jf, mach.load_start);
         fprintf(jf, ", \"loadavg_end\": ");
         bench_json_string(jf, mach.load_end);
+        fprintf(jf, "},\n  \"setup\": {\"enclaves\": %d, \"gateway_config\": ", N_ENCLAVES);
+        bench_json_string(jf, gw_config ? gw_config : "defaults");
         fprintf(jf,
-                "},\n  \"setup\": {\"enclaves\": %d, \"gateway_config\": \"defaults\", "
-                "\"database\": \"SQLite WAL synchronous=FULL in %s\", \"runs\": %zu, \"parts_run\": "
+                ", \"database\": \"SQLite WAL synchronous=FULL in %s\", \"runs\": %zu, \"parts_run\": "
                 "\"%s\"},\n",
-                N_ENCLAVES, db_dir ? db_dir : "/tmp", runs, only);
+                db_dir ? db_dir : "/tmp", runs, only);
         fprintf(
             jf,
             "  \"floor\": {\"definition\": \"one item's whole MuSig2 session for n parties in one process "
