@@ -37,7 +37,7 @@ void km_gw_config_defaults(km_gw_config *cfg) {
     cfg->max_participants = 1000;
     cfg->max_timeout_seconds = 86400;
     cfg->http_threads = 4;
-    cfg->http_max_connections = 1024;
+    cfg->http_max_connections = 4096;
     cfg->coordinator_workers = 4;
     cfg->enclave_connections = 2;
     cfg->enclave_timeout_ms = 10000;

@@ -154,6 +154,15 @@ int main(int argc, char **argv) {
     prctl(PR_SET_DUMPABLE, 0);
     struct rlimit rl = {0, 0};
     setrlimit(RLIMIT_CORE, &rl);
+    /* Every waiting client holds a connection (a file descriptor): the usual
+     * soft limit of 1024 would refuse clients long before
+     * http_max_connections. Take what the hard limit allows. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max > 1048576 ? 1048576 : nofile.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+            fprintf(stderr, "keymeld-gateway: cannot raise the open-file limit: %s\n", strerror(errno));
+    }
 
     static km_gateway gw_storage;
     km_gateway *gw = &gw_storage;

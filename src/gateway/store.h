@@ -549,6 +549,15 @@ km_err km_store_keysign_finish(km_store *st, const unsigned char id[KM_STORE_ID_
 km_err km_store_replay_insert(km_store *st, const unsigned char auth_pubkey[KM_STORE_PUBKEY_LEN],
                               const unsigned char *nonce, size_t nonce_len, int64_t seen_at,
                               int64_t expires_at) KM_WARN_UNUSED;
+/** km_store_replay_insert for requests that change nothing (signed GETs):
+ *  the entry is committed without waiting for the disk (synchronous=NORMAL
+ *  for this one commit; it reaches the disk with the next durable commit of
+ *  any handle). Only a power cut within the window can forget it, and a
+ *  replayed read changes nothing; mutating requests MUST use the durable
+ *  km_store_replay_insert. Same returns. */
+km_err km_store_replay_insert_relaxed(km_store *st, const unsigned char auth_pubkey[KM_STORE_PUBKEY_LEN],
+                                      const unsigned char *nonce, size_t nonce_len, int64_t seen_at,
+                                      int64_t expires_at) KM_WARN_UNUSED;
 /** Delete entries with expires_at <= now. Out: removed (may be NULL). */
 km_err km_store_replay_purge(km_store *st, int64_t now, size_t *removed) KM_WARN_UNUSED;
 

@@ -7,6 +7,7 @@
 #ifndef KEYMELD_GATEWAY_STORE_INTERNAL_H
 #define KEYMELD_GATEWAY_STORE_INTERNAL_H
 
+#include <pthread.h>
 #include <secp256k1.h>
 #include <secp256k1_extrakeys.h>
 #include <sqlite3.h>
@@ -33,6 +34,7 @@ km_err km_store_open_version(km_store **out, const char *path, int target_versio
 
 struct km_store {
     sqlite3 *db;
+    int broken; /* synchronous=FULL could not be restored: refuse every write */
 };
 
 static const char *const KEYGEN_STATES[] = {"collecting", "finalizing", "completed", "failed"};
@@ -116,17 +118,27 @@ static inline km_err exec_const(km_store *st, const char *sql) {
     return rc == SQLITE_OK ? KM_OK : map_rc(sqlite3_extended_errcode(st->db));
 }
 
+/* Writers of one process take this lock around their transaction. SQLite
+ * serialises writers anyway (one write lock per file); without the mutex a
+ * second handle of the same process would find the file locked and sleep in
+ * SQLite's busy handler (1 ms and more per try) while the first one syncs;
+ * with it, it wakes the moment the first commits. Other processes still meet
+ * at SQLite's lock (busy_timeout). Held from tx_begin to tx_end. */
+extern pthread_mutex_t km_store_write_lock;
+
 static inline km_err tx_begin(km_store *st) {
-    return exec_const(st, "BEGIN IMMEDIATE");
+    if (st->broken) return KM_ERR_IO;
+    pthread_mutex_lock(&km_store_write_lock);
+    km_err err = exec_const(st, "BEGIN IMMEDIATE");
+    if (err) pthread_mutex_unlock(&km_store_write_lock);
+    return err;
 }
 
 /* Commit on success, roll back on any error; returns the first error. */
 static inline km_err tx_end(km_store *st, km_err err) {
-    if (err == KM_OK) {
-        err = exec_const(st, "COMMIT");
-        if (err == KM_OK) return KM_OK;
-    }
-    if (!sqlite3_get_autocommit(st->db)) (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    if (err == KM_OK) err = exec_const(st, "COMMIT");
+    if (err && !sqlite3_get_autocommit(st->db)) (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&km_store_write_lock);
     return err;
 }
 

@@ -21,6 +21,8 @@
 
 #include "gateway/store.h"
 #include "gateway/store_internal.h"
+
+pthread_mutex_t km_store_write_lock = PTHREAD_MUTEX_INITIALIZER;
 #include "keymeld/hash.h"
 
 /* ---- opening and migrations ----------------------------------------------- */
@@ -1249,12 +1251,22 @@ km_err km_store_keysign_finish(km_store *st, const unsigned char id[KM_STORE_ID_
 
 /* ---- replay cache -------------------------------------------------------------- */
 
-km_err km_store_replay_insert(km_store *st, const unsigned char auth_pubkey[KM_STORE_PUBKEY_LEN],
-                              const unsigned char *nonce, size_t nonce_len, int64_t seen_at,
-                              int64_t expires_at) {
+/* One write statement outside an explicit transaction, under the process's
+ * writer lock (see store_internal.h). */
+static km_err run_locked(sqlite3_stmt *s, int bind_rc) {
+    pthread_mutex_lock(&km_store_write_lock);
+    km_err err = run(s, bind_rc);
+    pthread_mutex_unlock(&km_store_write_lock);
+    return err;
+}
+
+static km_err replay_insert(km_store *st, const unsigned char auth_pubkey[KM_STORE_PUBKEY_LEN],
+                            const unsigned char *nonce, size_t nonce_len, int64_t seen_at, int64_t expires_at,
+                            int durable) {
     if (st == NULL || auth_pubkey == NULL || nonce == NULL || nonce_len == 0 || nonce_len > 64 ||
         expires_at <= seen_at)
         return KM_ERR_ARG;
+    if (st->broken) return KM_ERR_IO;
     /* One statement is its own transaction; the primary key makes the check
      * and the insert atomic even between gateways sharing the file. */
     sqlite3_stmt *s;
@@ -1265,7 +1277,31 @@ km_err km_store_replay_insert(km_store *st, const unsigned char auth_pubkey[KM_S
     if (rc == SQLITE_OK) rc = bind_blob(s, 2, nonce, nonce_len);
     if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 3, seen_at);
     if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 4, expires_at);
-    return run(s, rc);
+    pthread_mutex_lock(&km_store_write_lock);
+    /* synchronous is a property of this connection: relax it for this one
+     * commit only (WAL + NORMAL: durable at the next sync of the log, which
+     * the next FULL commit of any handle performs; lost only by a power cut). */
+    if (!durable && exec_const(st, "PRAGMA synchronous=NORMAL") != KM_OK) rc = SQLITE_ERROR;
+    err = run(s, rc);
+    if (!durable && exec_const(st, "PRAGMA synchronous=FULL") != KM_OK) {
+        /* Never leave a handle relaxed: close the door on every later write. */
+        st->broken = 1;
+        if (err == KM_OK) err = KM_ERR_IO;
+    }
+    pthread_mutex_unlock(&km_store_write_lock);
+    return err;
+}
+
+km_err km_store_replay_insert(km_store *st, const unsigned char auth_pubkey[KM_STORE_PUBKEY_LEN],
+                              const unsigned char *nonce, size_t nonce_len, int64_t seen_at,
+                              int64_t expires_at) {
+    return replay_insert(st, auth_pubkey, nonce, nonce_len, seen_at, expires_at, 1);
+}
+
+km_err km_store_replay_insert_relaxed(km_store *st, const unsigned char auth_pubkey[KM_STORE_PUBKEY_LEN],
+                                      const unsigned char *nonce, size_t nonce_len, int64_t seen_at,
+                                      int64_t expires_at) {
+    return replay_insert(st, auth_pubkey, nonce, nonce_len, seen_at, expires_at, 0);
 }
 
 km_err km_store_replay_purge(km_store *st, int64_t now, size_t *removed) {
@@ -1274,7 +1310,7 @@ km_err km_store_replay_purge(km_store *st, int64_t now, size_t *removed) {
     sqlite3_stmt *s;
     km_err err = prep(st, "DELETE FROM replay_cache WHERE expires_at <= ?", &s);
     if (err) return err;
-    err = run(s, sqlite3_bind_int64(s, 1, now));
+    err = run_locked(s, sqlite3_bind_int64(s, 1, now));
     if (err == KM_OK && removed) *removed = (size_t)sqlite3_changes(st->db);
     return err;
 }
@@ -1398,5 +1434,5 @@ km_err km_store_release(km_store *st, km_store_kind kind, const unsigned char id
     if (err) return err;
     int rc = bind_id(s, 1, id);
     if (rc == SQLITE_OK) rc = bind_text(s, 2, owner);
-    return run(s, rc);
+    return run_locked(s, rc);
 }

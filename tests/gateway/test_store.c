@@ -487,6 +487,19 @@ static void test_replay_cache(void **state) {
     /* The unexpired one is still a replay; purged ones are forgotten. */
     assert_int_equal(km_store_replay_insert(st, pk, n2, sizeof n2, 402, 700), KM_ERR_DUPLICATE);
     assert_int_equal(km_store_replay_insert(st, pk, n1, sizeof n1, 402, 700), KM_OK);
+
+    /* Relaxed entries (signed reads) are replays for both kinds of insert,
+     * are kept across a reopen, and leave the handle fully durable after. */
+    const unsigned char n3[16] = {3};
+    assert_int_equal(km_store_replay_insert_relaxed(st, pk, n3, sizeof n3, 403, 700), KM_OK);
+    assert_int_equal(km_store_replay_insert_relaxed(st, pk, n3, sizeof n3, 404, 700), KM_ERR_DUPLICATE);
+    assert_int_equal(km_store_replay_insert(st, pk, n3, sizeof n3, 404, 700), KM_ERR_DUPLICATE);
+    assert_int_equal(km_store_replay_insert_relaxed(st, pk, n1, sizeof n1, 404, 700), KM_ERR_DUPLICATE);
+    assert_int_equal(km_store_replay_insert_relaxed(st, pk, n3, 0, 404, 700), KM_ERR_ARG);
+    km_store_close(st);
+    char msg[128];
+    assert_int_equal(km_store_open(&st, path, msg, sizeof msg), KM_OK);
+    assert_int_equal(km_store_replay_insert(st, pk, n3, sizeof n3, 405, 700), KM_ERR_DUPLICATE);
     km_store_close(st);
 }
 
