@@ -75,11 +75,13 @@ int km_gw_auth(km_gateway *gw, km_store *st, const km_http_request *req, const u
     pk33[0] = 0x02;
     memcpy(pk33 + 1, key, 32);
     int64_t window = (int64_t)gw->cfg.auth_window_seconds;
-    /* A replayed read changes nothing: its nonce need not wait for the disk.
-     * Everything else is refused durably (before any effect). */
-    int read_only = !strcmp(req->method, "GET");
-    err = (read_only ? km_store_replay_insert_relaxed : km_store_replay_insert)(
-        st, pk33, r.nonce, sizeof r.nonce, now, (int64_t)r.timestamp + window + 1);
+    /* The nonce is committed without its own disk sync: a request that then
+     * changes anything does so in a durable commit, which puts this earlier
+     * entry of the same log on disk first. So an executed request's nonce is
+     * always on disk by the time it is answered 2xx; only a request that
+     * changed nothing can lose its entry, and only to a power cut. */
+    err = km_store_replay_insert_relaxed(st, pk33, r.nonce, sizeof r.nonce, now,
+                                         (int64_t)r.timestamp + window + 1);
     if (err == KM_ERR_DUPLICATE)
         return deny(gw, resp, 401, "auth_replayed",
                     "this signed request was already used (nonce seen before)");

@@ -413,6 +413,21 @@ static km_err add_records(round_records *rr, const km_buf *reply) {
     return err;
 }
 
+/* Writes whose loss can only make a step run again skip the disk sync
+ * (km_store_set_durable): a round's records (lost: the enclaves return the
+ * same nonces and partials for the same round, or the round restarts with
+ * fresh nonces) and leases (lost only with the machine, and with it every
+ * process that held them). What a client is told about (creates,
+ * registrations, approvals, results) is always written durably, and a later
+ * durable commit puts the relaxed ones on disk first (the log is ordered). */
+static km_err put_round(km_store *st, const unsigned char id[16], km_store_record_kind kind,
+                        const round_records *rr) {
+    km_err err = km_store_set_durable(st, 0);
+    if (!err) err = km_store_signing_put_records(st, id, kind, rr->r, rr->n, km_gw_now());
+    km_err restore = km_store_set_durable(st, 1);
+    return err ? err : restore;
+}
+
 /* An enclave lost the round (restarted, or the store holds nonces of an
  * earlier process): clear the session on every enclave and start again with
  * fresh nonces. A partial signature is never requested over other nonces. */
@@ -509,7 +524,7 @@ static int step_nonces(signing_ctx *x) {
     }
     if (rc == S_NEXT) {
         /* The round's records and the move to partials, in one transaction. */
-        err = km_store_signing_put_records(x->st, x->t->id, KM_RECORD_NONCE, rr.r, rr.n, km_gw_now());
+        err = put_round(x->st, x->t->id, KM_RECORD_NONCE, &rr);
         /* Other nonces than the stored ones: an enclave lost the round. */
         if (err == KM_ERR_DUPLICATE)
             rc = restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
@@ -542,7 +557,7 @@ static int step_partials(signing_ctx *x) {
     replies_free(&rs);
     if (err) rc = S_RETRY;
     if (rc == S_NEXT && !lost) {
-        err = km_store_signing_put_records(x->st, x->t->id, KM_RECORD_PARTIAL, rr.r, rr.n, km_gw_now());
+        err = put_round(x->st, x->t->id, KM_RECORD_PARTIAL, &rr);
         if (err == KM_ERR_DUPLICATE)
             lost = 1;
         else if (err)
@@ -905,6 +920,13 @@ static int session_terminal(km_store *st, int kind, const unsigned char id[16]) 
     return terminal;
 }
 
+static km_err relaxed_claim(km_gateway *gw, km_store *st, const task *t, int64_t now) {
+    km_err err = km_store_set_durable(st, 0);
+    if (!err) err = km_store_claim(st, (km_store_kind)t->kind, t->id, gw->owner, now, now + LEASE_S);
+    km_err restore = km_store_set_durable(st, 1);
+    return err ? err : restore;
+}
+
 static int run_task(km_gateway *gw, task *t) {
     km_store *st = km_gw_store_take(gw);
     int rc = R_DONE;
@@ -914,7 +936,7 @@ static int run_task(km_gateway *gw, task *t) {
         rc = run_restore(gw, st, t);
     } else {
         int64_t now = km_gw_now();
-        km_err err = km_store_claim(st, (km_store_kind)t->kind, t->id, gw->owner, now, now + LEASE_S);
+        km_err err = relaxed_claim(gw, st, t, now);
         if (err == KM_OK) {
             rc = t->kind == T_KEYGEN    ? run_keygen(gw, st, t)
                  : t->kind == T_SIGNING ? run_signing(gw, st, t)

@@ -549,12 +549,13 @@ km_err km_store_keysign_finish(km_store *st, const unsigned char id[KM_STORE_ID_
 km_err km_store_replay_insert(km_store *st, const unsigned char auth_pubkey[KM_STORE_PUBKEY_LEN],
                               const unsigned char *nonce, size_t nonce_len, int64_t seen_at,
                               int64_t expires_at) KM_WARN_UNUSED;
-/** km_store_replay_insert for requests that change nothing (signed GETs):
- *  the entry is committed without waiting for the disk (synchronous=NORMAL
- *  for this one commit; it reaches the disk with the next durable commit of
- *  any handle). Only a power cut within the window can forget it, and a
- *  replayed read changes nothing; mutating requests MUST use the durable
- *  km_store_replay_insert. Same returns. */
+/** km_store_replay_insert without waiting for the disk (synchronous=NORMAL
+ *  for this one commit). The entry reaches the disk with the next durable
+ *  commit of any handle on this file, before that commit (the WAL is
+ *  ordered). So if the request's effect is then written durably to the same
+ *  database, the nonce is on disk by the time the effect is; only a request
+ *  that changed nothing can lose its entry, and only to a power cut. Same
+ *  returns as km_store_replay_insert. */
 km_err km_store_replay_insert_relaxed(km_store *st, const unsigned char auth_pubkey[KM_STORE_PUBKEY_LEN],
                                       const unsigned char *nonce, size_t nonce_len, int64_t seen_at,
                                       int64_t expires_at) KM_WARN_UNUSED;
@@ -580,6 +581,17 @@ typedef struct km_store_stats {
  *  Out:     out: filled; zeroed on failure.
  */
 km_err km_store_stats_get(km_store *st, km_store_stats *out) KM_WARN_UNUSED;
+
+/** Make this handle's commits durable (1: synchronous=FULL, the default:
+ *  KM_OK means on disk) or not (0: synchronous=NORMAL in WAL mode: the commit
+ *  is in the log and reaches the disk with the next durable commit of any
+ *  handle, in order; only a power cut can lose it, never corrupt the file).
+ *  For writes whose loss is harmless because they are redone (the
+ *  coordinator's leases and intermediate round records); anything a client is
+ *  told about MUST be written durably. Restoring durability failing makes the
+ *  handle refuse every later write.
+ *  Returns: KM_OK; KM_ERR_IO; KM_ERR_ARG. */
+km_err km_store_set_durable(km_store *st, int durable) KM_WARN_UNUSED;
 
 /* ---- restart, expiry, leases ---------------------------------------------- */
 

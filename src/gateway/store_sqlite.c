@@ -1292,6 +1292,15 @@ static km_err replay_insert(km_store *st, const unsigned char auth_pubkey[KM_STO
     return err;
 }
 
+km_err km_store_set_durable(km_store *st, int durable) {
+    if (st == NULL) return KM_ERR_ARG;
+    pthread_mutex_lock(&km_store_write_lock);
+    km_err err = exec_const(st, durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    if (err && durable) st->broken = 1; /* never leave a handle relaxed by accident */
+    pthread_mutex_unlock(&km_store_write_lock);
+    return err;
+}
+
 km_err km_store_replay_insert(km_store *st, const unsigned char auth_pubkey[KM_STORE_PUBKEY_LEN],
                               const unsigned char *nonce, size_t nonce_len, int64_t seen_at,
                               int64_t expires_at) {
