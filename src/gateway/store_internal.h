@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gateway/store.h"
@@ -126,19 +127,30 @@ static inline km_err exec_const(km_store *st, const char *sql) {
  * at SQLite's lock (busy_timeout). Held from tx_begin to tx_end. */
 extern pthread_mutex_t km_store_write_lock;
 
+/* Leave the writer lock. It is an error-checking mutex: releasing it
+ * without holding it is a bug that would let two writers in, so it stops
+ * the process instead of going unnoticed. */
+static inline void write_unlock(void) {
+    if (pthread_mutex_unlock(&km_store_write_lock) != 0) {
+        fprintf(stderr, "keymeld store: writer lock released without being held\n");
+        abort();
+    }
+}
+
 static inline km_err tx_begin(km_store *st) {
     if (st->broken) return KM_ERR_IO;
     pthread_mutex_lock(&km_store_write_lock);
     km_err err = exec_const(st, "BEGIN IMMEDIATE");
-    if (err) pthread_mutex_unlock(&km_store_write_lock);
+    if (err) write_unlock();
     return err;
 }
 
+static inline km_err tx_end_read(km_store *st, km_err err);
+
 /* Commit on success, roll back on any error; returns the first error. */
 static inline km_err tx_end(km_store *st, km_err err) {
-    if (err == KM_OK) err = exec_const(st, "COMMIT");
-    if (err && !sqlite3_get_autocommit(st->db)) (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-    pthread_mutex_unlock(&km_store_write_lock);
+    err = tx_end_read(st, err);
+    write_unlock();
     return err;
 }
 
@@ -240,6 +252,13 @@ static inline km_err tx_begin_read(km_store *st) {
     return exec_const(st, "BEGIN");
 }
 
+/* End a read transaction (it never took the writer lock). */
+static inline km_err tx_end_read(km_store *st, km_err err) {
+    if (err == KM_OK) err = exec_const(st, "COMMIT");
+    if (err && !sqlite3_get_autocommit(st->db)) (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return err;
+}
+
 /* Fills out[i] from the current row of a listing. */
 typedef km_err (*km_store_row_fn)(sqlite3_stmt *s, void *out, size_t i);
 
@@ -267,7 +286,7 @@ static inline km_err list_two_pass(sqlite3_stmt *s, size_t cap, size_t *n, km_st
 
 /* Ends a listing's transaction: BUFFER_SMALL is a result, not a failure. */
 static inline km_err list_end(km_store *st, km_err err) {
-    km_err end = tx_end(st, err == KM_ERR_BUFFER_SMALL ? KM_OK : err);
+    km_err end = tx_end_read(st, err == KM_ERR_BUFFER_SMALL ? KM_OK : err);
     return err ? err : end;
 }
 

@@ -253,7 +253,7 @@ km_err km_store_stats_get(km_store *st, km_store_stats *out) {
     if (err == KM_OK) err = single_int(st, "SELECT count(*) FROM replay_cache", &replay);
     if (err == KM_OK) err = single_int(st, "PRAGMA page_count", &pages);
     if (err == KM_OK) err = single_int(st, "PRAGMA page_size", &page_size);
-    err = tx_end(st, err);
+    err = tx_end_read(st, err);
     if (err == KM_OK) {
         out->keys = (size_t)keys;
         out->replay_entries = (size_t)replay;

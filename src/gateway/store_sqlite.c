@@ -22,7 +22,7 @@
 #include "gateway/store.h"
 #include "gateway/store_internal.h"
 
-pthread_mutex_t km_store_write_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t km_store_write_lock = PTHREAD_ERRORCHECK_MUTEX_INITIALIZER_NP;
 #include "keymeld/hash.h"
 
 /* ---- opening and migrations ----------------------------------------------- */
@@ -548,7 +548,7 @@ km_err km_store_keygen_assignments(km_store *st, const unsigned char id[KM_STORE
         sqlite3_finalize(s);
     }
     *n = err == KM_ERR_BUFFER_SMALL ? total : (err == KM_OK ? i : 0);
-    km_err end = tx_end(st, err == KM_ERR_BUFFER_SMALL ? KM_OK : err);
+    km_err end = tx_end_read(st, err == KM_ERR_BUFFER_SMALL ? KM_OK : err);
     return err ? err : end;
 }
 
@@ -684,7 +684,7 @@ km_err km_store_registration_list(km_store *st, const unsigned char keygen_id[KM
         sqlite3_finalize(s);
     }
     *n = err == KM_ERR_BUFFER_SMALL ? total : (err == KM_OK ? i : 0);
-    km_err end = tx_end(st, err == KM_ERR_BUFFER_SMALL ? KM_OK : err);
+    km_err end = tx_end_read(st, err == KM_ERR_BUFFER_SMALL ? KM_OK : err);
     return err ? err : end;
 }
 
@@ -980,7 +980,7 @@ km_err km_store_signing_records(km_store *st, const unsigned char id[KM_STORE_ID
     }
     if (err && err != KM_ERR_BUFFER_SMALL) km_store_records_clear(out, i);
     *n = err == KM_ERR_BUFFER_SMALL ? total : (err == KM_OK ? i : 0);
-    km_err end = tx_end(st, err == KM_ERR_BUFFER_SMALL ? KM_OK : err);
+    km_err end = tx_end_read(st, err == KM_ERR_BUFFER_SMALL ? KM_OK : err);
     return err ? err : end;
 }
 
@@ -1256,7 +1256,7 @@ km_err km_store_keysign_finish(km_store *st, const unsigned char id[KM_STORE_ID_
 static km_err run_locked(sqlite3_stmt *s, int bind_rc) {
     pthread_mutex_lock(&km_store_write_lock);
     km_err err = run(s, bind_rc);
-    pthread_mutex_unlock(&km_store_write_lock);
+    write_unlock();
     return err;
 }
 
@@ -1288,7 +1288,7 @@ static km_err replay_insert(km_store *st, const unsigned char auth_pubkey[KM_STO
         st->broken = 1;
         if (err == KM_OK) err = KM_ERR_IO;
     }
-    pthread_mutex_unlock(&km_store_write_lock);
+    write_unlock();
     return err;
 }
 
@@ -1297,7 +1297,7 @@ km_err km_store_set_durable(km_store *st, int durable) {
     pthread_mutex_lock(&km_store_write_lock);
     km_err err = exec_const(st, durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     if (err && durable) st->broken = 1; /* never leave a handle relaxed by accident */
-    pthread_mutex_unlock(&km_store_write_lock);
+    write_unlock();
     return err;
 }
 

@@ -544,7 +544,7 @@ static void test_kill_and_restart(void **state) {
     start_enclaves(&t, 1, gw);
     km_pool_enclave_cfg ec;
     enclave_cfg(&ec, 5, &t);
-    km_pool_config cfg = fast_cfg(30000);
+    km_pool_config cfg = fast_cfg(90000);
     km_pool *p = NULL;
     events_reset();
     assert_int_equal(km_pool_create(&p, g_ctx, &cfg, &ec, 1, gw), KM_OK);
@@ -568,8 +568,9 @@ static void test_kill_and_restart(void **state) {
     for (int i = 0; i < N_BLOCKED; i++) {
         pthread_join(th[i], NULL);
         assert_int_equal(b[i].err, KM_ERR_IO);
-        /* Failed by the broken connection, not by the 30 s timeout. */
-        assert_true(b[i].returned_ms - killed < 15000);
+        /* Failed by the broken connection, not by the (90 s) timeout. */
+        assert_true(b[i].returned_ms - killed <
+                    45000); /* well before the 90 s timeout, with room for a loaded machine */
     }
     assert_true(wait_disconnected(p, 5, 10000));
     km_pool_status st = status_of(p, 5);
@@ -706,7 +707,7 @@ static void test_destroy_with_calls_in_flight(void **state) {
     start_enclaves(&t, 1, gw);
     km_pool_enclave_cfg ec;
     enclave_cfg(&ec, 4, &t);
-    km_pool_config cfg = fast_cfg(30000);
+    km_pool_config cfg = fast_cfg(90000);
     km_pool *p = NULL;
     assert_int_equal(km_pool_create(&p, g_ctx, &cfg, &ec, 1, gw), KM_OK);
     km_wipe(gw, sizeof gw);
@@ -721,8 +722,8 @@ static void test_destroy_with_calls_in_flight(void **state) {
     }
     assert_true(wait_in_flight(p, 4, N_BLOCKED, 10000));
     int64_t t0 = now_ms();
-    km_pool_destroy(p); /* waits for the callers to leave */
-    assert_true(now_ms() - t0 < 15000);
+    km_pool_destroy(p);                 /* waits for the callers to leave */
+    assert_true(now_ms() - t0 < 45000); /* the callers were failed, not timed out (90 s) */
     for (int i = 0; i < N_BLOCKED; i++) {
         pthread_join(th[i], NULL);
         assert_int_equal(b[i].err, KM_ERR_IO);
