@@ -46,9 +46,9 @@ km_err km_devnet_keypair(km_ctx *ctx, unsigned char sec[32], unsigned char pub33
 
 /* Runs argv to completion, capturing stdout into out (NUL-terminated);
  * returns the exit status or -1. */
-static int run_capture(char *const argv[], char *out, size_t cap) {
+int km_devnet_run_capture(const char *const argv[], char *out, size_t cap) {
     int p[2];
-    if (pipe(p) != 0) return -1;
+    if (cap == 0 || pipe2(p, O_CLOEXEC) != 0) return -1;
     pid_t pid = fork();
     if (pid < 0) {
         close(p[0]);
@@ -56,20 +56,16 @@ static int run_capture(char *const argv[], char *out, size_t cap) {
         return -1;
     }
     if (pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        execv(argv[0], argv);
+        if (dup2(p[1], 1) < 0) _exit(126);
+        execv(argv[0], (char *const *)argv);
         _exit(127);
     }
     close(p[1]);
     size_t got = 0;
-    ssize_t r;
-    while (got + 1 < cap && (r = read(p[0], out + got, cap - 1 - got)) != 0) {
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
+    for (;;) {
+        ssize_t r = got + 1 < cap ? read(p[0], out + got, cap - 1 - got) : 0;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
         got += (size_t)r;
     }
     out[got] = '\0';
@@ -88,7 +84,7 @@ static km_err spawn(km_devnet_enclave *t) {
     /* The identity is created (or loaded) by `pubkey` before `run` starts. */
     char *pk_argv[] = {(char *)t->bin, "pubkey", "--state-dir", t->dir, "--sealing-key", sealing, NULL};
     char out[256];
-    if (run_capture(pk_argv, out, sizeof out) != 0 || strlen(out) < 66 ||
+    if (km_devnet_run_capture((const char *const *)pk_argv, out, sizeof out) != 0 || strlen(out) < 66 ||
         km_hex_decode(t->pub, 33, out, 66) != KM_OK)
         return KM_ERR_IO;
     pid_t parent = getpid();
@@ -164,10 +160,10 @@ km_err km_devnet_start_shared(km_ctx *ctx, km_devnet_enclave *t, const char *bin
     snprintf(path, sizeof path, "%s/sealing.key", t->dir);
     char *argv[] = {(char *)bin, "sealing-key", "new", path, NULL};
     char out[16];
-    if (run_capture(argv, out, sizeof out) != 0) return KM_ERR_IO;
+    if (km_devnet_run_capture((const char *const *)argv, out, sizeof out) != 0) return KM_ERR_IO;
     snprintf(path, sizeof path, "%s/ca", t->dir);
     char *ca_argv[] = {(char *)bin, "dev-ca", "init", path, NULL};
-    if (run_capture(ca_argv, out, sizeof out) != 0) return KM_ERR_IO;
+    if (km_devnet_run_capture((const char *const *)ca_argv, out, sizeof out) != 0) return KM_ERR_IO;
     km_err err;
     if (gateway_seckey) {
         secp256k1_keypair kp;

@@ -60,6 +60,11 @@ void km_devnet_destroy(km_devnet_enclave *t);
  *  Returns: what km_enclave_conn_open returns. */
 KM_WARN_UNUSED km_err km_devnet_connect(km_ctx *ctx, const km_devnet_enclave *t, km_enclave_conn *c);
 
+/** Run argv (argv[0] an absolute path) to completion with its stdout captured
+ *  into out (at most cap-1 bytes, NUL-terminated; cap >= 1); its stderr is
+ *  ours. Returns its exit status, or -1 if it could not run or was killed. */
+int km_devnet_run_capture(const char *const argv[], char *out, size_t cap);
+
 /** A random valid secp256k1 key pair.
  *  Returns: KM_OK; KM_ERR_RANDOM; KM_ERR_CRYPTO. On failure sec is zeroed.
  *  Out: sec: 32 bytes. pub33: 33-byte compressed, or NULL. x32: x-only, or NULL. */

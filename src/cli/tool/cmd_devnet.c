@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/devnet.h"
 #include "cli/tool/tool.h"
 #include "client/http.h"
 
@@ -59,38 +60,6 @@ static const char *gateway_bin(const char *opt) {
     if (opt) return opt;
     const char *e = getenv("KEYMELD_GATEWAY_BIN");
     return e && *e ? e : KM_DEFAULT_GATEWAY_BIN;
-}
-
-/* Run argv to completion, stdout captured into out (NUL-terminated), stderr
- * to the caller's stderr. Returns the exit status or -1. */
-static int run_capture(const char *const argv[], char *out, size_t cap) {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0) return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(p[0]);
-        close(p[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        if (dup2(p[1], 1) < 0) _exit(126);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(p[1]);
-    size_t got = 0;
-    for (;;) {
-        ssize_t r = got + 1 < cap ? read(p[0], out + got, cap - 1 - got) : 0;
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        got += (size_t)r;
-    }
-    out[got] = '\0';
-    close(p[0]);
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* The first run of `n` hex digits in s, copied into out (n+1 bytes). */
@@ -450,7 +419,7 @@ static int devnet_up(km_tool *t, int argc, char **argv) {
     snprintf(path, sizeof path, "%s/gateway.key", dir);
     {
         const char *argv_c[] = {f->gateway_bin, "credential", exists(path) ? "show" : "new", path, NULL};
-        if (run_capture(argv_c, out, sizeof out) != 0 || find_hex(out, 64, gw_x) != 0) {
+        if (km_devnet_run_capture(argv_c, out, sizeof out) != 0 || find_hex(out, 64, gw_x) != 0) {
             err = KM_ERR_IO;
             what = "making the gateway credential";
             goto fail;
@@ -458,7 +427,7 @@ static int devnet_up(km_tool *t, int argc, char **argv) {
     }
     {
         const char *argv_m[] = {f->enclave_bin, "measure", NULL};
-        if (run_capture(argv_m, out, sizeof out) != 0 || find_hex(out, 96, pcr0) != 0) {
+        if (km_devnet_run_capture(argv_m, out, sizeof out) != 0 || find_hex(out, 96, pcr0) != 0) {
             err = KM_ERR_IO;
             what = "measuring the enclave binary (PCR0)";
             goto fail;
@@ -487,9 +456,9 @@ static int devnet_up(km_tool *t, int argc, char **argv) {
         const char *a1[] = {f->enclave_bin, "sealing-key", "new", sealing, NULL};
         const char *a2[] = {f->enclave_bin, "dev-ca", "init", ca, NULL};
         const char *a3[] = {f->enclave_bin, "pubkey", "--state-dir", edir, "--sealing-key", sealing, NULL};
-        if ((!exists(sealing) && run_capture(a1, out, sizeof out) != 0) ||
-            (!exists(ca) && run_capture(a2, out, sizeof out) != 0) || run_capture(a3, out, sizeof out) != 0 ||
-            find_hex(out, 66, pub[i]) != 0) {
+        if ((!exists(sealing) && km_devnet_run_capture(a1, out, sizeof out) != 0) ||
+            (!exists(ca) && km_devnet_run_capture(a2, out, sizeof out) != 0) ||
+            km_devnet_run_capture(a3, out, sizeof out) != 0 || find_hex(out, 66, pub[i]) != 0) {
             err = KM_ERR_IO;
             what = "preparing an enclave (sealing key, dev CA, identity)";
             json_decref(encs);
