@@ -188,24 +188,6 @@ static void replies_free(replies *rs) {
         km_buf_free(&rs->r[i]);
 }
 
-/* Assignments / init enclaves of a keygen (malloc'ed arrays). */
-static km_err load_assignments(km_store *st, const unsigned char keygen_id[16], km_store_assignment **out,
-                               size_t *n) {
-    km_store_assignment one;
-    *out = NULL;
-    km_err err = km_store_keygen_assignments(st, keygen_id, &one, 0, n);
-    if (err == KM_OK) return KM_OK;
-    if (err != KM_ERR_BUFFER_SMALL) return err;
-    *out = calloc(*n, sizeof **out);
-    if (!*out) return KM_ERR_NOMEM;
-    err = km_store_keygen_assignments(st, keygen_id, *out, *n, n);
-    if (err) {
-        free(*out);
-        *out = NULL;
-    }
-    return err;
-}
-
 /* Distinct enclaves of an assignment, ascending. Returns count. */
 static size_t enclaves_of(const km_store_assignment *as, size_t n, uint32_t *out) {
     size_t m = 0;
@@ -268,7 +250,7 @@ static int run_keygen(km_gateway *gw, km_store *st, task *t) {
     km_buf_init(&reply);
     if (km_store_keygen_get(st, t->id, &kg) != KM_OK) return R_DONE; /* deleted */
     if (kg.state == KM_KEYGEN_COMPLETED || kg.state == KM_KEYGEN_FAILED) goto out;
-    km_err err = load_assignments(st, t->id, &as, &n);
+    km_err err = km_gw_assignments(st, t->id, &as, &n);
     if (err) {
         rc = R_RETRY;
         goto out;
@@ -598,7 +580,7 @@ static int run_signing(km_gateway *gw, km_store *st, task *t) {
         rc = err == KM_ERR_NOT_FOUND ? S_END : S_RETRY;
         goto out;
     }
-    err = load_assignments(st, x.s.keygen_id, &x.as, &x.n);
+    err = km_gw_assignments(st, x.s.keygen_id, &x.as, &x.n);
     if (err) {
         rc = err == KM_ERR_NOT_FOUND ? S_END : S_RETRY;
         goto out;
@@ -746,7 +728,7 @@ static int run_restore(km_gateway *gw, km_store *st, task *t) {
         err = km_store_keygen_init_get(st, ids[k], eid, &blob);
         if (!err) err = km_buf_put(&body, ids[k], 16);
         if (!err) err = km_gw_put_vbytes(&body, blob.data, blob.len);
-        if (!err) err = load_assignments(st, ids[k], &as, &n);
+        if (!err) err = km_gw_assignments(st, ids[k], &as, &n);
         if (err || call(gw, t, eid, KM_CMD_KEYGEN_INIT, &body, &reply, &code)) rc = R_RETRY;
         for (size_t i = 0; rc == R_DONE && i < n; i++) {
             if (as[i].enclave_id != eid) continue;

@@ -287,10 +287,8 @@ void km_h_keygen_slots(void *app, const km_http_request *req, km_http_response *
     km_store_keygen kg;
     if (!keygen_authed(gw, st, req, resp, &kg)) goto out0;
     size_t n = 0;
-    km_store_assignment one;
-    km_err err = km_store_keygen_assignments(st, kg.id, &one, 0, &n);
-    km_store_assignment *as = n ? calloc(n, sizeof *as) : NULL;
-    if (err == KM_ERR_BUFFER_SMALL && as) err = km_store_keygen_assignments(st, kg.id, as, n, &n);
+    km_store_assignment *as = NULL;
+    km_err err = km_gw_assignments(st, kg.id, &as, &n);
     if (err) {
         km_gw_store_error(resp, err, "keygen");
         goto out;
@@ -377,21 +375,14 @@ void km_h_keygen_register(void *app, const km_http_request *req, km_http_respons
      * enclave, which refuses a blob with another secret. */
     if (!(have_kg = keygen_authed_by(gw, st, req, resp, &kg, auth_key))) goto out;
     /* The participant's enclave was fixed at creation. */
-    size_t n = 0;
-    km_store_assignment one;
-    km_err err = km_store_keygen_assignments(st, kg.id, &one, 0, &n);
-    km_store_assignment *as = n ? calloc(n, sizeof *as) : NULL;
-    if (err == KM_ERR_BUFFER_SMALL && as) err = km_store_keygen_assignments(st, kg.id, as, n, &n);
-    uint32_t enclave_id = UINT32_MAX;
-    for (size_t i = 0; !err && i < n; i++)
-        if (!memcmp(as[i].user_id, user, 16)) enclave_id = as[i].enclave_id;
-    free(as);
-    if (err) {
-        km_gw_store_error(resp, err, "keygen");
+    uint32_t enclave_id;
+    km_err err = km_gw_user_enclave(st, kg.id, user, &enclave_id);
+    if (err == KM_ERR_NOT_FOUND) {
+        km_http_error(resp, 404, "not_found", "user is not a participant of this keygen");
         goto out;
     }
-    if (enclave_id == UINT32_MAX) {
-        km_http_error(resp, 404, "not_found", "user is not a participant of this keygen");
+    if (err) {
+        km_gw_store_error(resp, err, "keygen");
         goto out;
     }
     /* A repeat of the same registration answers the same; another blob for a

@@ -202,17 +202,9 @@ void km_h_keys_from_keygen(void *app, const km_http_request *req, km_http_respon
                       km_gw_keygen_state_name(state));
         goto out;
     }
-    size_t n = 0;
-    km_store_assignment one;
-    err = km_store_keygen_assignments(st, k.origin_keygen, &one, 0, &n);
-    km_store_assignment *as = n ? calloc(n, sizeof *as) : NULL;
-    if (err == KM_ERR_BUFFER_SMALL && as) err = km_store_keygen_assignments(st, k.origin_keygen, as, n, &n);
-    k.enclave_id = UINT32_MAX;
-    for (size_t i = 0; !err && i < n; i++)
-        if (!memcmp(as[i].user_id, k.user_id, 16)) k.enclave_id = as[i].enclave_id;
-    free(as);
-    if (err || k.enclave_id == UINT32_MAX)
-        km_gw_store_error(resp, err ? err : KM_ERR_NOT_FOUND, "participant assignment");
+    err = km_gw_user_enclave(st, k.origin_keygen, k.user_id, &k.enclave_id);
+    if (err)
+        km_gw_store_error(resp, err, "participant assignment");
     else
         import_key(gw, st, req, &k, &blob, resp);
 out:

@@ -253,17 +253,10 @@ void km_h_signing_approve(void *app, const km_http_request *req, km_http_respons
      * refused to its sender instead of failing the session later. It needs
      * the session initialised (SIGN_INIT is idempotent: the coordinator's own
      * SIGN_INIT later returns these same nonces). */
-    size_t n = 0;
-    km_store_assignment one;
-    err = km_store_keygen_assignments(st, s.keygen_id, &one, 0, &n);
-    km_store_assignment *as = n ? calloc(n, sizeof *as) : NULL;
-    if (err == KM_ERR_BUFFER_SMALL && as) err = km_store_keygen_assignments(st, s.keygen_id, as, n, &n);
-    uint32_t enclave_id = UINT32_MAX;
-    for (size_t i = 0; !err && i < n; i++)
-        if (!memcmp(as[i].user_id, user, 16)) enclave_id = as[i].enclave_id;
-    free(as);
-    if (err || enclave_id == UINT32_MAX) {
-        km_gw_store_error(resp, err ? err : KM_ERR_NOT_FOUND, "participant assignment");
+    uint32_t enclave_id;
+    err = km_gw_user_enclave(st, s.keygen_id, user, &enclave_id);
+    if (err) {
+        km_gw_store_error(resp, err, "participant assignment");
         goto out;
     }
     err = km_buf_put(&cmd, s.keygen_id, 16);

@@ -60,6 +60,36 @@ void km_gw_store_error(km_http_response *resp, km_err err, const char *what) {
     }
 }
 
+km_err km_gw_assignments(km_store *st, const unsigned char keygen_id[16], km_store_assignment **out,
+                         size_t *n) {
+    km_store_assignment one;
+    *out = NULL;
+    km_err err = km_store_keygen_assignments(st, keygen_id, &one, 0, n);
+    if (err == KM_OK) return KM_OK;
+    if (err != KM_ERR_BUFFER_SMALL) return err;
+    *out = calloc(*n, sizeof **out);
+    if (!*out) return KM_ERR_NOMEM;
+    err = km_store_keygen_assignments(st, keygen_id, *out, *n, n);
+    if (err) {
+        free(*out);
+        *out = NULL;
+    }
+    return err;
+}
+
+km_err km_gw_user_enclave(km_store *st, const unsigned char keygen_id[16], const unsigned char user_id[16],
+                          uint32_t *enclave_id) {
+    km_store_assignment *as;
+    size_t n;
+    km_err err = km_gw_assignments(st, keygen_id, &as, &n);
+    *enclave_id = UINT32_MAX;
+    for (size_t i = 0; !err && i < n; i++)
+        if (!memcmp(as[i].user_id, user_id, 16)) *enclave_id = as[i].enclave_id;
+    free(as);
+    if (!err && *enclave_id == UINT32_MAX) err = KM_ERR_NOT_FOUND;
+    return err;
+}
+
 km_err km_gw_put_vbytes(km_buf *b, const unsigned char *p, size_t n) {
     if (n > UINT32_MAX) return KM_ERR_RANGE;
     km_err err = km_buf_put_u32(b, (uint32_t)n);
@@ -112,9 +142,12 @@ int km_gw_query_named(const km_http_request *req, const char *name) {
     return 0;
 }
 
-int km_gw_wait_valid(km_gateway *gw, const km_http_request *req, km_http_response *resp) {
+/* The ?wait= value: 1 with *seconds (0 if absent), or 0 with resp answered 400. */
+static int wait_seconds(const km_gateway *gw, const km_http_request *req, km_http_response *resp,
+                        unsigned long *seconds) {
     const char *w = km_http_query(req, "wait");
     if (!w && km_gw_query_named(req, "wait")) w = ""; /* present but undecodable */
+    *seconds = 0;
     if (!w) return 1;
     char *end;
     unsigned long v = strtoul(w, &end, 10);
@@ -124,21 +157,19 @@ int km_gw_wait_valid(km_gateway *gw, const km_http_request *req, km_http_respons
                       gw->cfg.max_wait_seconds);
         return 0;
     }
+    *seconds = v;
     return 1;
+}
+
+int km_gw_wait_valid(km_gateway *gw, const km_http_request *req, km_http_response *resp) {
+    unsigned long v;
+    return wait_seconds(gw, req, resp, &v);
 }
 
 int km_gw_maybe_wait(km_gateway *gw, const km_http_request *req, km_http_response *resp, const char *key,
                      uint64_t seq, int final) {
-    const char *w = km_http_query(req, "wait");
-    if (!w) return 0;
-    char *end;
-    unsigned long v = strtoul(w, &end, 10);
-    if (w[0] < '0' || w[0] > '9' || *end || v > gw->cfg.max_wait_seconds) {
-        km_http_error(resp, 400, "invalid_query",
-                      "query parameter 'wait' must be an integer in 0..%u (seconds)",
-                      gw->cfg.max_wait_seconds);
-        return -1;
-    }
+    unsigned long v;
+    if (!wait_seconds(gw, req, resp, &v)) return -1;
     if (final || v == 0 || req->resumed) return 0;
     resp->status = 0;
     resp->wait_key = key;

@@ -40,6 +40,19 @@ void km_gw_store_error(km_http_response *resp, km_err err, const char *what);
 int km_gw_enclave(km_gateway *gw, uint32_t enclave_id, uint16_t cmd, const km_buf *body, km_buf *reply,
                   km_err *code, km_http_response *resp);
 
+/** A keygen's participant -> enclave assignment (fixed at creation).
+ *  Returns: KM_OK; the store's errors (KM_ERR_NOT_FOUND for no keygen);
+ *           KM_ERR_NOMEM. Out: out: *n entries, malloc'ed (NULL when none or
+ *           on failure; the caller frees). */
+km_err km_gw_assignments(km_store *st, const unsigned char keygen_id[16], km_store_assignment **out,
+                         size_t *n);
+
+/** The enclave a participant of a keygen was assigned to.
+ *  Returns: KM_OK; KM_ERR_NOT_FOUND (no such keygen or not a participant);
+ *           the store's errors. Out: enclave_id (UINT32_MAX on failure). */
+km_err km_gw_user_enclave(km_store *st, const unsigned char keygen_id[16], const unsigned char user_id[16],
+                          uint32_t *enclave_id);
+
 /** Append u32 len | bytes. Returns KM_OK or KM_ERR_NOMEM. */
 km_err km_gw_put_vbytes(km_buf *b, const unsigned char *p, size_t n);
 
