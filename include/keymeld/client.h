@@ -264,6 +264,19 @@ typedef struct km_sdk_sign_result {
 KM_WARN_UNUSED km_err km_sdk_sign_wait(km_sdk *sdk, const km_sdk_session *s, const km_uuid *signing_id,
                                        const km_sign_item *items, size_t n, unsigned timeout_s,
                                        km_sdk_sign_result *out);
+
+/** Create a signing session and wait for its result in one request
+ *  (POST /api/v1/signing?wait=&until=final): km_sdk_sign_create followed by
+ *  km_sdk_sign_wait, one HTTP round trip shorter, with the same checks of
+ *  the batch and of the result. A session not final when the first long
+ *  poll ends is then waited for as km_sdk_sign_wait does, up to wait_s in
+ *  all. Safe to repeat with the same signing_id and items.
+ *  Returns: as km_sdk_sign_create, then as km_sdk_sign_wait.
+ *  Out: out: filled on KM_OK (release with km_sdk_sign_result_clear); zeroed
+ *       on failure. */
+KM_WARN_UNUSED km_err km_sdk_sign(km_sdk *sdk, const km_sdk_session *s, const km_uuid *signing_id,
+                                  const km_sign_item *items, size_t n, uint32_t timeout_secs, unsigned wait_s,
+                                  km_sdk_sign_result *out);
 void km_sdk_sign_result_clear(km_sdk_sign_result *r);
 
 /* ---- single-signer keys ---------------------------------------------------------- */

@@ -465,8 +465,7 @@ static double sign_once(km_sdk *sdk, const km_sdk_session *s, const unsigned cha
     km_uuid sid = new_id();
     km_sdk_sign_result res;
     double t0 = bench_now();
-    SDK_OK(sdk, km_sdk_sign_create(sdk, s, &sid, it, n, 600));
-    SDK_OK(sdk, km_sdk_sign_wait(sdk, s, &sid, it, n, WAIT_S, &res));
+    SDK_OK(sdk, km_sdk_sign(sdk, s, &sid, it, n, 600, WAIT_S, &res));
     double ms = (bench_now() - t0) * 1e3;
     check_sign_result(&res, it, n, key);
     km_sdk_sign_result_clear(&res);
@@ -513,8 +512,7 @@ static void *worker_main(void *arg) {
     if (!w->setup_err) {
         km_sdk_sign_result res;
         w->t_start = bench_now();
-        w->err = km_sdk_sign_create(sdk, s, &sid, &it, 1, 600);
-        if (!w->err) w->err = km_sdk_sign_wait(sdk, s, &sid, &it, 1, WAIT_S, &res);
+        w->err = km_sdk_sign(sdk, s, &sid, &it, 1, 600, WAIT_S, &res);
         w->t_end = bench_now();
         if (w->err) {
             snprintf(w->msg, sizeof w->msg, "%s (%s)", km_err_name(w->err), km_sdk_last_error(sdk));

@@ -141,7 +141,7 @@ km_err sdk_poll(km_sdk *sdk, const char *base, const secp256k1_keypair *signer, 
         uint64_t left_s = now < deadline ? (deadline - now) / 1000u : 0;
         unsigned wait_s = left_s > SDK_LONG_POLL_MAX_S ? SDK_LONG_POLL_MAX_S : (unsigned)left_s;
         char target[256];
-        snprintf(target, sizeof target, "%s?wait=%u", base, wait_s);
+        snprintf(target, sizeof target, "%s?wait=%u&until=final", base, wait_s);
         km_err err = sdk_call(sdk, "GET", target, NULL, signer, out);
         if (err == KM_ERR_IO || (!err && out->status >= 500)) {
             if (!err) sdk_http_fail(sdk, out, "status");

@@ -26,9 +26,11 @@ static km_err check_items(km_sdk *sdk, const km_sdk_session *s, const km_sign_it
     return KM_OK;
 }
 
-km_err km_sdk_sign_create(km_sdk *sdk, const km_sdk_session *s, const km_uuid *signing_id,
-                          const km_sign_item *items, size_t n, uint32_t timeout_secs) {
-    if (!sdk) return KM_ERR_ARG;
+/* POST the sealed batch to target ("/api/v1/signing", with or without a
+ * ?wait); *r gets the answer whatever its status. */
+static km_err sign_post(km_sdk *sdk, const km_sdk_session *s, const km_uuid *signing_id,
+                        const km_sign_item *items, size_t n, uint32_t timeout_secs, const char *target,
+                        km_client_response *r) {
     if (!s || !signing_id) return sdk_fail(sdk, KM_ERR_ARG, "signing: NULL argument");
     if (timeout_secs < 1 || timeout_secs > 2592000)
         return sdk_fail(sdk, KM_ERR_ARG, "signing: timeout_secs must be 1..2592000");
@@ -60,17 +62,22 @@ km_err km_sdk_sign_create(km_sdk *sdk, const km_sdk_session *s, const km_uuid *s
         if (!err) cached = sdk_body_find(sdk, SDK_BODY_SIGN, signing_id->b, digest);
         if (err) sdk_fail(sdk, err, "signing: building the request: %s", km_strerror(err));
     }
-    km_client_response r = {0};
-    if (!err)
-        err =
-            sdk_post(sdk, "/api/v1/signing", cached->body, cached->len, km_session_auth_keypair(s->keys), &r);
-    if (!err && r.status != 201) err = sdk_http_fail(sdk, &r, "signing create");
+    if (!err) err = sdk_post(sdk, target, cached->body, cached->len, km_session_auth_keypair(s->keys), r);
+    if (!err && r->status != 201) err = sdk_http_fail(sdk, r, "signing create");
     if (err == KM_ERR_NOT_FOUND) err = KM_ERR_STATE;
-    if (!err) sdk->err[0] = '\0';
-    km_client_response_clear(&r);
     free(text);
     km_buf_free(&pt);
     km_buf_free(&sealed);
+    return err;
+}
+
+km_err km_sdk_sign_create(km_sdk *sdk, const km_sdk_session *s, const km_uuid *signing_id,
+                          const km_sign_item *items, size_t n, uint32_t timeout_secs) {
+    if (!sdk) return KM_ERR_ARG;
+    km_client_response r = {0};
+    km_err err = sign_post(sdk, s, signing_id, items, n, timeout_secs, "/api/v1/signing", &r);
+    if (!err) sdk->err[0] = '\0';
+    km_client_response_clear(&r);
     return err;
 }
 
@@ -261,34 +268,24 @@ out:
     return err;
 }
 
-km_err km_sdk_sign_wait(km_sdk *sdk, const km_sdk_session *s, const km_uuid *signing_id,
-                        const km_sign_item *items, size_t n, unsigned timeout_s, km_sdk_sign_result *out) {
-    if (out) memset(out, 0, sizeof *out);
-    if (!sdk) return KM_ERR_ARG;
-    if (!s || !signing_id || !out) return sdk_fail(sdk, KM_ERR_ARG, "sign_wait: NULL argument");
-    km_buf pt;
-    km_err err = check_items(sdk, s, items, n, &pt);
-    km_buf_free(&pt);
-    if (err) return err;
-    char id[37], base[128];
-    km_uuid_format(id, signing_id);
-    snprintf(base, sizeof base, "/api/v1/signing/%s", id);
-    km_client_response r = {0};
+/* Open and check a final answer (*r: the session's JSON, completed or
+ * failed) of signing_id. */
+static km_err sign_finish(km_sdk *sdk, const km_sdk_session *s, const km_uuid *signing_id,
+                          const km_sign_item *items, size_t n, unsigned timeout_s,
+                          const km_client_response *r, km_sdk_sign_result *out) {
     km_sdk_keygen_result kg;
     memset(&kg, 0, sizeof kg);
     km_buf sealed;
     km_buf_init(&sealed);
     unsigned char *res = NULL;
-    int failed = 0;
-    err = sdk_poll(sdk, base, km_session_auth_keypair(s->keys), timeout_s, &r, &failed);
-    if (err == KM_ERR_NOT_FOUND) err = KM_ERR_STATE;
-    if (err) goto out;
-    if (failed) {
-        const char *why = json_string_value(json_object_get(r.json, "reason"));
+    km_err err = KM_OK;
+    const char *status = json_string_value(json_object_get(r->json, "status"));
+    if (status && !strcmp(status, "failed")) {
+        const char *why = json_string_value(json_object_get(r->json, "reason"));
         err = sdk_fail(sdk, KM_ERR_STATE, "signing failed: %s", why ? why : "(no reason given)");
         goto out;
     }
-    if (sdk_get_hex(r.json, "result", &sealed) != KM_OK) {
+    if (sdk_get_hex(r->json, "result", &sealed) != KM_OK) {
         err = sdk_fail(sdk, KM_ERR_PARSE, "signing completed without a readable result");
         goto out;
     }
@@ -314,13 +311,63 @@ km_err km_sdk_sign_wait(km_sdk *sdk, const km_sdk_session *s, const km_uuid *sig
     }
     err = check_result(sdk, s, keys, items, n, res, rl, out);
 out:
+    km_sdk_keygen_result_clear(&kg);
+    km_buf_free(&sealed);
+    free(res);
+    return err;
+}
+
+km_err km_sdk_sign_wait(km_sdk *sdk, const km_sdk_session *s, const km_uuid *signing_id,
+                        const km_sign_item *items, size_t n, unsigned timeout_s, km_sdk_sign_result *out) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!sdk) return KM_ERR_ARG;
+    if (!s || !signing_id || !out) return sdk_fail(sdk, KM_ERR_ARG, "sign_wait: NULL argument");
+    km_buf pt;
+    km_err err = check_items(sdk, s, items, n, &pt);
+    km_buf_free(&pt);
+    if (err) return err;
+    char id[37], base[128];
+    km_uuid_format(id, signing_id);
+    snprintf(base, sizeof base, "/api/v1/signing/%s", id);
+    km_client_response r = {0};
+    int failed = 0;
+    err = sdk_poll(sdk, base, km_session_auth_keypair(s->keys), timeout_s, &r, &failed);
+    if (err == KM_ERR_NOT_FOUND) err = KM_ERR_STATE;
+    if (!err) err = sign_finish(sdk, s, signing_id, items, n, timeout_s, &r, out);
     if (err)
         km_sdk_sign_result_clear(out);
     else
         sdk->err[0] = '\0';
-    km_sdk_keygen_result_clear(&kg);
     km_client_response_clear(&r);
-    km_buf_free(&sealed);
-    free(res);
+    return err;
+}
+
+km_err km_sdk_sign(km_sdk *sdk, const km_sdk_session *s, const km_uuid *signing_id, const km_sign_item *items,
+                   size_t n, uint32_t timeout_secs, unsigned wait_s, km_sdk_sign_result *out) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!sdk) return KM_ERR_ARG;
+    if (!out) return sdk_fail(sdk, KM_ERR_ARG, "sign: NULL argument");
+    uint64_t deadline = sdk_now_ms() + (uint64_t)wait_s * 1000u;
+    char target[64];
+    snprintf(target, sizeof target, "/api/v1/signing?wait=%u&until=final",
+             wait_s > SDK_LONG_POLL_MAX_S ? SDK_LONG_POLL_MAX_S : wait_s);
+    km_client_response r = {0};
+    km_err err = sign_post(sdk, s, signing_id, items, n, timeout_secs, target, &r);
+    const char *status = err ? NULL : json_string_value(json_object_get(r.json, "status"));
+    if (err) {
+        /* refused: the reason is recorded */
+    } else if (status && (!strcmp(status, "completed") || !strcmp(status, "failed"))) {
+        err = sign_finish(sdk, s, signing_id, items, n, wait_s, &r, out);
+    } else {
+        uint64_t now = sdk_now_ms();
+        unsigned left = now < deadline ? (unsigned)((deadline - now + 999) / 1000u) : 0;
+        km_client_response_clear(&r);
+        return km_sdk_sign_wait(sdk, s, signing_id, items, n, left, out);
+    }
+    if (err)
+        km_sdk_sign_result_clear(out);
+    else
+        sdk->err[0] = '\0';
+    km_client_response_clear(&r);
     return err;
 }

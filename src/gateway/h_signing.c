@@ -58,8 +58,61 @@ static void answer_signing(km_store *st, const unsigned char id[16], int status,
         km_http_error(resp, 500, "internal", "out of memory");
 }
 
+/* The answer to a create, at once or (with ?wait) after the session changed.
+ * A create with ?wait is committed without a disk sync of its own: the final
+ * state is committed durably and puts it on disk first; any earlier answer
+ * syncs before it is sent. Either way a 2xx means on disk. seq: the wait
+ * sequence read before the state is loaded here. */
+static void answer_created(km_gateway *gw, km_store *st, const km_http_request *req,
+                           const unsigned char id[16], uint64_t seq, km_http_response *resp) {
+    char key[48];
+    km_gw_wait_key(key, KM_STORE_SIGNING, id);
+    km_store_signing s;
+    km_err err = km_store_signing_get(st, id, &s);
+    if (err) {
+        km_gw_store_error(resp, err, "signing session");
+        return;
+    }
+    int final = s.state == KM_SIGNING_COMPLETED || s.state == KM_SIGNING_FAILED;
+    if (km_gw_maybe_wait(gw, req, resp, key, seq, final) == 0) {
+        err = final ? KM_OK : km_store_sync(st);
+        json_t *o = err ? NULL : km_gw_signing_json(st, &s);
+        if (err)
+            km_gw_store_error(resp, err, "signing session");
+        else if (o)
+            km_http_json(resp, 201, o);
+        else
+            km_http_error(resp, 500, "internal", "out of memory");
+    }
+    km_store_signing_clear(&s);
+}
+
+/* A create that waited (?wait): authenticated and stored on its first pass;
+ * now only the answer is left. */
+static void resume_create(km_gateway *gw, const km_http_request *req, km_http_response *resp) {
+    json_t *body;
+    if (!km_gw_body(req, resp, CREATE_FIELDS, sizeof CREATE_FIELDS / sizeof CREATE_FIELDS[0], &body)) return;
+    unsigned char id[16];
+    char key[48];
+    if (km_json_get_uuid(body, "signing_id", id)) {
+        km_http_error(resp, 400, "invalid_field", "a field could not be read");
+    } else {
+        km_gw_wait_key(key, KM_STORE_SIGNING, id);
+        uint64_t seq = km_http_wait_seq(gw->http, key);
+        km_store *st = km_gw_store_take(gw);
+        answer_created(gw, st, req, id, seq, resp);
+        km_gw_store_give(gw, st);
+    }
+    json_decref(body);
+}
+
 void km_h_signing_create(void *app, const km_http_request *req, km_http_response *resp) {
     km_gateway *gw = app;
+    if (!km_gw_wait_valid(gw, req, resp)) return;
+    if (req->resumed) {
+        resume_create(gw, req, resp);
+        return;
+    }
     json_t *body;
     if (!km_gw_body(req, resp, CREATE_FIELDS, sizeof CREATE_FIELDS / sizeof CREATE_FIELDS[0], &body)) return;
     km_store_signing_new sn;
@@ -78,6 +131,12 @@ void km_h_signing_create(void *app, const km_http_request *req, km_http_response
         json_decref(body);
         return;
     }
+    /* Read before anything is stored: a change after this is never missed. */
+    char key[48];
+    km_gw_wait_key(key, KM_STORE_SIGNING, sn.id);
+    uint64_t seq = km_http_wait_seq(gw->http, key);
+    const char *wait = km_http_query(req, "wait"); /* already checked: digits only */
+    int waits = wait != NULL && strtoul(wait, NULL, 10) > 0;
     km_store *st = km_gw_store_take(gw);
     km_store_keygen kg;
     int have_kg = 0;
@@ -104,7 +163,7 @@ void km_h_signing_create(void *app, const km_http_request *req, km_http_response
                    !memcmp(have.items.data, items.data, items.len);
         km_store_signing_clear(&have);
         if (same)
-            answer_signing(st, sn.id, 201, resp);
+            answer_created(gw, st, req, sn.id, seq, resp);
         else
             km_http_error(resp, 409, "conflict", "signing session already exists with different content");
         goto out;
@@ -121,7 +180,14 @@ void km_h_signing_create(void *app, const km_http_request *req, km_http_response
     sn.expires_at = sn.created_at + (int64_t)timeout;
     sn.items = items.data;
     sn.items_len = items.len;
-    err = km_store_signing_create(st, &sn);
+    /* Waiting for the result: the final state's durable commit (or the sync
+     * in answer_created) puts this one on disk before any 2xx. */
+    err = waits ? km_store_set_durable(st, 0) : KM_OK;
+    if (!err) err = km_store_signing_create(st, &sn);
+    if (waits) {
+        km_err restore = km_store_set_durable(st, 1);
+        if (!err) err = restore;
+    }
     if (err == KM_ERR_RANGE) { /* the store checks the quota atomically with the insert */
         km_http_error(resp, 409, "quota_exceeded", "this keygen allows %u signing sessions", kg.max_signings);
         goto out;
@@ -131,7 +197,7 @@ void km_h_signing_create(void *app, const km_http_request *req, km_http_response
         goto out;
     }
     km_coord_kick(gw, KM_STORE_SIGNING, sn.id);
-    answer_signing(st, sn.id, 201, resp);
+    answer_created(gw, st, req, sn.id, seq, resp);
 out:
     if (have_kg) km_store_keygen_clear(&kg);
     km_gw_store_give(gw, st);

@@ -161,20 +161,51 @@ static int wait_seconds(const km_gateway *gw, const km_http_request *req, km_htt
     return 1;
 }
 
+/* The ?until= value: 1 with *final set (0 = answer at any change, the
+ * default; 1 = only when final), or 0 with resp answered 400. */
+static int wait_until(const km_http_request *req, km_http_response *resp, int *final) {
+    const char *u = km_http_query(req, "until");
+    *final = 0;
+    if (!u && !km_gw_query_named(req, "until")) return 1;
+    if (u && !strcmp(u, "final")) {
+        *final = 1;
+        return 1;
+    }
+    if (u && !strcmp(u, "change")) return 1;
+    km_http_error(resp, 400, "invalid_query", "query parameter 'until' must be 'change' or 'final'");
+    return 0;
+}
+
 int km_gw_wait_valid(km_gateway *gw, const km_http_request *req, km_http_response *resp) {
     unsigned long v;
-    return wait_seconds(gw, req, resp, &v);
+    int until_final;
+    return wait_seconds(gw, req, resp, &v) && wait_until(req, resp, &until_final);
 }
 
 int km_gw_maybe_wait(km_gateway *gw, const km_http_request *req, km_http_response *resp, const char *key,
                      uint64_t seq, int final) {
     unsigned long v;
-    if (!wait_seconds(gw, req, resp, &v)) return -1;
-    if (final || v == 0 || req->resumed) return 0;
+    int until_final;
+    if (!wait_seconds(gw, req, resp, &v) || !wait_until(req, resp, &until_final)) return -1;
+    if (final || v == 0) return 0;
+    uint64_t now = km_gw_mono_ms(), deadline = now + (uint64_t)v * 1000u;
+    if (req->resumed) {
+        /* A change: answer it, unless the client asked for the final state
+         * only and its deadline has not passed (then wait again, same deadline). */
+        if (!until_final || req->wait_until_ms <= now) return 0;
+        deadline = req->wait_until_ms;
+    }
     resp->status = 0;
-    resp->wait_key = key;
+    /* The caller's key is usually a local of the handler: copy it into the
+     * response, which outlives the handler. */
+    if ((size_t)snprintf(resp->wait_key_buf, sizeof resp->wait_key_buf, "%s", key) >=
+        sizeof resp->wait_key_buf) {
+        km_http_error(resp, 500, "internal", "wait key too long");
+        return -1;
+    }
+    resp->wait_key = resp->wait_key_buf;
     resp->wait_seq = seq;
-    resp->wait_until_ms = km_gw_mono_ms() + (uint64_t)v * 1000u;
+    resp->wait_until_ms = deadline;
     return 1;
 }
 

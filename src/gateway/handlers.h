@@ -57,9 +57,12 @@ km_err km_gw_user_enclave(km_store *st, const unsigned char keygen_id[16], const
 km_err km_gw_put_vbytes(km_buf *b, const unsigned char *p, size_t n);
 
 /** Prepare a long poll if the request asked for ?wait=SECONDS (0..max) and
- *  the state is not final. Call with the sequence read before loading state.
+ *  the state is not final. With ?until=final a resumed request whose state
+ *  changed but is not final waits again (up to its first deadline); with
+ *  ?until=change (the default) any change is answered. Call with the
+ *  sequence read before loading state.
  *  Returns: 1 if resp is now a wait (the handler must return), 0 to answer
- *           now, -1 with resp answered 400 (bad wait value). */
+ *           now, -1 with resp answered 400 (bad wait or until value). */
 int km_gw_maybe_wait(km_gateway *gw, const km_http_request *req, km_http_response *resp, const char *key,
                      uint64_t seq, int final);
 
@@ -67,8 +70,8 @@ int km_gw_maybe_wait(km_gateway *gw, const km_http_request *req, km_http_respons
  *  a value km_http_query could not decode), else 0. */
 int km_gw_query_named(const km_http_request *req, const char *name);
 
-/** Check the ?wait= parameter (before anything else, so that a bad value
- *  costs the client no nonce). Returns 1 if absent or valid, 0 with resp
+/** Check the ?wait= and ?until= parameters (before anything else, so that a
+ *  bad value costs the client no nonce). Returns 1 if absent or valid, 0 with resp
  *  answered 400. */
 int km_gw_wait_valid(km_gateway *gw, const km_http_request *req, km_http_response *resp);
 

@@ -496,12 +496,15 @@ static enum MHD_Result run_handler(km_http_server *s, km_rq *rq, int resumed) {
         km_http_response resp;
         memset(&resp, 0, sizeof resp);
         rq->req.resumed = resumed;
+        rq->req.wait_until_ms = resumed ? rq->deadline : 0;
         rq->route->handler(s->app, &rq->req, &resp);
         if (resp.status != 0) return send_response(rq, &resp);
         resp_clear_body(&resp);
-        /* A resumed handler must answer: waiting twice could loop forever on
-         * a key that keeps changing. */
-        if (resp.wait_key == NULL || resumed) {
+        /* A resumed handler may wait again (e.g. ?until=final: a change that
+         * is not final), but only up to the first deadline: past it, it must
+         * answer, so a key that keeps changing cannot hold a request forever. */
+        if (resp.wait_key == NULL ||
+            (resumed && (resp.wait_until_ms > rq->deadline || rq->deadline <= km_http_now_ms()))) {
             set_internal(&resp);
             return send_response(rq, &resp);
         }

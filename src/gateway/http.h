@@ -68,7 +68,10 @@ typedef struct km_http_request {
                                                  order, as received (not percent-decoded) */
     size_t n_params;                        /**< number of params set */
     int resumed;                            /**< 1 when the handler runs again after a wait, else 0 */
-    void *opaque;                           /**< internal; do not touch */
+    uint64_t wait_until_ms; /**< when resumed: the deadline the handler asked for (CLOCK_MONOTONIC ms,
+                                 see km_http_now_ms); a resumed handler may wait again, up to this
+                                 deadline and never beyond it; 0 when not resumed */
+    void *opaque;           /**< internal; do not touch */
 } km_http_request;
 
 /** A handler's answer. The server zeroes it before each handler call. */
@@ -80,7 +83,10 @@ typedef struct km_http_response {
     const char *extra_header_name;  /**< one optional header (static strings), e.g. "Retry-After"; */
     const char *extra_header_value; /**< both must be set for the header to be sent */
     /* Long poll: a handler that wants to wait leaves status 0 and sets these. */
-    const char *wait_key;   /**< key to wait on, e.g. "signing:<hex id>"; copied by the server */
+    const char *wait_key;   /**< key to wait on, e.g. "signing:<hex id>"; copied by the server after the
+                                 handler returned, so it must outlive the handler: point it at
+                                 wait_key_buf (or at static storage) */
+    char wait_key_buf[64];  /**< storage for a wait key that lives as long as the response */
     uint64_t wait_seq;      /**< km_http_wait_seq(server, wait_key) read BEFORE looking at the state */
     uint64_t wait_until_ms; /**< CLOCK_MONOTONIC deadline in ms (see km_http_now_ms) */
 } km_http_response;

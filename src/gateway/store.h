@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 /** Schema version this code writes. A database with a higher version is refused. */
-#define KM_STORE_SCHEMA_VERSION  2
+#define KM_STORE_SCHEMA_VERSION  3
 #define KM_STORE_ID_LEN          16
 #define KM_STORE_PUBKEY_LEN      33         /**< compressed secp256k1 point */
 #define KM_STORE_XONLY_LEN       32         /**< BIP-340 x-only public key */
@@ -592,6 +592,12 @@ km_err km_store_stats_get(km_store *st, km_store_stats *out) KM_WARN_UNUSED;
  *  handle refuse every later write.
  *  Returns: KM_OK; KM_ERR_IO; KM_ERR_ARG. */
 km_err km_store_set_durable(km_store *st, int durable) KM_WARN_UNUSED;
+
+/** Put every earlier commit of every handle on disk: one durable commit that
+ *  always writes (a counter row), so the log is synced even when nothing
+ *  else changed. For answering a client after relaxed commits.
+ *  Returns: KM_OK (on disk); KM_ERR_IO; KM_ERR_ARG. */
+km_err km_store_sync(km_store *st) KM_WARN_UNUSED;
 
 /* ---- restart, expiry, leases ---------------------------------------------- */
 

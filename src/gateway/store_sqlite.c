@@ -1301,6 +1301,14 @@ km_err km_store_set_durable(km_store *st, int durable) {
     return err;
 }
 
+km_err km_store_sync(km_store *st) {
+    if (st == NULL) return KM_ERR_ARG;
+    if (st->broken) return KM_ERR_IO;
+    sqlite3_stmt *s;
+    km_err err = prep(st, "UPDATE sync_marks SET seq = seq + 1 WHERE id = 0", &s);
+    return err ? err : run_locked(s, SQLITE_OK);
+}
+
 km_err km_store_replay_insert(km_store *st, const unsigned char auth_pubkey[KM_STORE_PUBKEY_LEN],
                               const unsigned char *nonce, size_t nonce_len, int64_t seen_at,
                               int64_t expires_at) {

@@ -529,6 +529,15 @@ static void test_quickstart(void **state) {
     CHECK_ERR(km_sdk_sign_wait(sdk, s, &sid, &other, 1, WAIT_S, &res2), KM_ERR_PARSE);
     assert_null(res2.items);
     km_sdk_sign_result_clear(&res);
+    /* Create and wait in one request: the verified signature comes back with
+     * the 201; a repeat returns the same signature. */
+    km_uuid sid3 = new_id();
+    CHECK_OK(km_sdk_sign(sdk, s, &sid3, &it, 1, 600, WAIT_S, &res));
+    CHECK_OK(km_single_schnorr_verify(g_t.ctx, res.items[0].units[0].sig, it.msg, 32, kg.output_xonly));
+    CHECK_OK(km_sdk_sign(sdk, s, &sid3, &it, 1, 600, WAIT_S, &res2));
+    assert_memory_equal(res2.items[0].units[0].sig, res.items[0].units[0].sig, 64);
+    km_sdk_sign_result_clear(&res2);
+    km_sdk_sign_result_clear(&res);
     km_sdk_keygen_result_clear(&kg);
     wipe_parties(p, 3);
     km_sdk_session_free(s);
@@ -724,6 +733,15 @@ static void test_approvals(void **state) {
     CHECK_ERR(km_sdk_sign_approve(sdk, s, 1, p[0].auth, &sid, &it, 1), KM_ERR_STATE);
     CHECK_OK(km_sdk_sign_approve(sdk, s, 1, p[1].auth, &sid, &it, 1));
     CHECK_OK(km_sdk_sign_wait(sdk, s, &sid, &it, 1, WAIT_S, &res));
+    CHECK_OK(km_single_schnorr_verify(g_t.ctx, res.items[0].units[0].sig, it.msg, 32, kg.output_xonly));
+    km_sdk_sign_result_clear(&res);
+    /* Create-and-wait (POST ?wait&until=final): without the approval the
+     * create is answered (stored, on disk) when the wait ends, and the
+     * session goes on; a repeat after the approval returns the result. */
+    km_uuid sid2 = new_id();
+    CHECK_ERR(km_sdk_sign(sdk, s, &sid2, &it, 1, 600, 2, &res), KM_ERR_RANGE);
+    CHECK_OK(km_sdk_sign_approve(sdk, s, 1, p[1].auth, &sid2, &it, 1));
+    CHECK_OK(km_sdk_sign(sdk, s, &sid2, &it, 1, 600, WAIT_S, &res));
     CHECK_OK(km_single_schnorr_verify(g_t.ctx, res.items[0].units[0].sig, it.msg, 32, kg.output_xonly));
     km_sdk_sign_result_clear(&res);
     km_sdk_keygen_result_clear(&kg);

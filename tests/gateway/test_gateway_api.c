@@ -1438,6 +1438,19 @@ static void test_keygen_session(void **state) {
     call("GET", t, NULL, session_kp(&f), &g);
     expect(&g, 200, NULL, "wait=0");
     gwt_resp_clear(&g);
+    /* ?until must be change or final (and is checked like ?wait). */
+    static const char *const BAD_UNTIL[] = {"until=", "until", "until=FINAL", "until=finally", "until=%zz"};
+    for (size_t i = 0; i < sizeof BAD_UNTIL / sizeof BAD_UNTIL[0]; i++) {
+        snprintf(t, sizeof t, "/api/v1/keygen/%s?wait=0&%s", kid, BAD_UNTIL[i]);
+        call("GET", t, NULL, session_kp(&f), &g);
+        expect(&g, 400, "invalid_query", t);
+        assert_non_null(strstr(gwt_message(&g), "until"));
+        gwt_resp_clear(&g);
+    }
+    snprintf(t, sizeof t, "/api/v1/keygen/%s?wait=0&until=final", kid);
+    call("GET", t, NULL, session_kp(&f), &g);
+    expect(&g, 200, NULL, "until=final");
+    gwt_resp_clear(&g);
 
     /* slots */
     snprintf(t, sizeof t, "/api/v1/keygen/%s/slots", kid);

@@ -592,9 +592,16 @@ static void test_long_poll_resume(void **state) {
     memset(&p, 0, sizeof p);
     snprintf(p.target, sizeof p.target, "/api/v1/keygen/%s?wait=30", b_id);
     signed_auth(b_sess(), "GET", p.target, NULL, (uint64_t)time(NULL), &p.a);
-    pthread_t th;
+    /* Beside it, ?until=final: the same change is not final, so that poll
+     * waits on until its own deadline (3 s) and then shows the change. */
+    poller q;
+    memset(&q, 0, sizeof q);
+    snprintf(q.target, sizeof q.target, "/api/v1/keygen/%s?wait=3&until=final", b_id);
+    signed_auth(b_sess(), "GET", q.target, NULL, (uint64_t)time(NULL), &q.a);
+    pthread_t th, thq;
     t0 = km_gwflow_now_ms();
     assert_int_equal(pthread_create(&th, NULL, poll_thread, &p), 0);
+    assert_int_equal(pthread_create(&thq, NULL, poll_thread, &q), 0);
     struct timespec ts = {0, 300 * 1000 * 1000};
     nanosleep(&ts, NULL);
     CHECK_OK(reg(&B, 0, &kr));
@@ -607,6 +614,14 @@ static void test_long_poll_resume(void **state) {
     assert_int_equal(json_integer_value(json_object_get(p.r.json, "participants_registered")), 1);
     assert_true(dt < 20000);
     gwt_resp_clear(&p.r);
+    pthread_join(thq, NULL);
+    uint64_t dtq = km_gwflow_now_ms() - t0;
+    assert_int_equal(q.rc, 0);
+    expect(&q.r, 200, NULL, "until=final long poll ended by its deadline");
+    assert_string_equal(json_string_value(json_object_get(q.r.json, "status")), "collecting");
+    assert_int_equal(json_integer_value(json_object_get(q.r.json, "participants_registered")), 1);
+    assert_true(dtq >= 2900);
+    gwt_resp_clear(&q.r);
     /* The poll's own signature is spent: sending it again is a replay. */
     refused("GET", p.target, NULL, &p.a, 401, "auth_replayed", "replay of a resumed long poll");
     /* A forged long poll is refused before it waits. */

@@ -905,8 +905,8 @@ static void test_migration_v1_to_v2(void **state) {
 
     st = open_ok(path);
     assert_int_equal(km_store_schema_version(st, &v), KM_OK);
-    assert_int_equal(v, 2);
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_version WHERE version IN (1, 2)"), 2);
+    assert_int_equal(v, KM_STORE_SCHEMA_VERSION);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM schema_version WHERE version IN (1, 2, 3)"), 3);
     assert_int_equal(km_store_integrity_check(st), KM_OK);
 
     unsigned char k1[KM_STORE_ID_LEN], k2[KM_STORE_ID_LEN], u1[KM_STORE_ID_LEN], u2[KM_STORE_ID_LEN];
