@@ -1602,7 +1602,7 @@ static void test_auth_headers(void **state) {
     auth_row("another valid key", buf[0], S, N, G, NULL, 401, "auth_invalid");
     /* Duplicated headers: one request, two candidate values. Refused whatever
      * their order, so that no proxy can pick another one than the gateway. */
-    snprintf(buf[2], 300, "X-KeyMeld-Key: %s\r\n", buf[0]);
+    snprintf(buf[2], 300, "X-KeyMeld-Key: %.64s\r\n", buf[0]);
     auth_row("second X-KeyMeld-Key (valid first)", K, S, N, G, buf[2], 401, "auth_malformed");
     snprintf(buf[3], 300, "X-KeyMeld-Key: %s\r\n", K);
     auth_row("second X-KeyMeld-Key (valid second)", buf[0], S, N, G, buf[3], 401, "auth_malformed");
