@@ -38,6 +38,13 @@ int km_gw_auth(km_gateway *gw, km_store *st, const km_http_request *req, const u
             gw, resp, 401, "auth_missing",
             "this call must be signed: headers X-KeyMeld-Key, X-KeyMeld-Timestamp, X-KeyMeld-Nonce and "
             "X-KeyMeld-Signature are required");
+    /* One value each: with two, a proxy or a log may read another one than
+     * the gateway (which would take the first). */
+    if (km_http_header_count(req, KM_GW_HDR_KEY) != 1 ||
+        km_http_header_count(req, KM_GW_HDR_TIMESTAMP) != 1 ||
+        km_http_header_count(req, KM_GW_HDR_NONCE) != 1 ||
+        km_http_header_count(req, KM_GW_HDR_SIGNATURE) != 1)
+        return deny(gw, resp, 401, "auth_malformed", "each X-KeyMeld-* header must be sent exactly once");
     unsigned char key[32], sig[64];
     km_reqauth_req r;
     memset(&r, 0, sizeof r);

@@ -593,17 +593,40 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     rq_free(rq);
 }
 
-/* Parse a decimal Content-Length; returns 0 and sets *v, or -1 if malformed. */
+/* Parse a decimal Content-Length; returns 0 and sets *v, or -1 if malformed.
+ * A value too large for 64 bits is UINT64_MAX: certainly above the limit (it
+ * must be refused with 413 now, not waited for). */
 static int parse_length(const char *v, uint64_t *out) {
     uint64_t n = 0;
     if (v == NULL || *v == '\0') return -1;
     for (; *v; v++) {
         if (*v < '0' || *v > '9') return -1;
-        if (n > (UINT64_MAX - 9) / 10) return -1;
-        n = n * 10 + (uint64_t)(*v - '0');
+        if (n > (UINT64_MAX - 9) / 10)
+            n = UINT64_MAX;
+        else
+            n = n * 10 + (uint64_t)(*v - '0');
     }
     *out = n;
     return 0;
+}
+
+/* Header lines libmicrohttpd accepts but RFC 9112 says to refuse (400): a
+ * field name with whitespace before the colon, or Host sent twice. Either can
+ * make a proxy in front read the request otherwise than the gateway does. */
+typedef struct header_scan {
+    size_t hosts;
+    int bad_name;
+} header_scan;
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    (void)value;
+    header_scan *h = cls;
+    if (key == NULL) return MHD_YES;
+    if (strcasecmp(key, "Host") == 0) h->hosts++;
+    for (const char *k = key; *k; k++)
+        if (*k == ' ' || *k == '\t') h->bad_name = 1;
+    return MHD_YES;
 }
 
 static enum MHD_Result on_first_call(km_http_server *s, km_rq *rq, const char *method, const char *version) {
@@ -615,6 +638,13 @@ static enum MHD_Result on_first_call(km_http_server *s, km_rq *rq, const char *m
     if ((uintptr_t)version != rq->raw_uri + strlen(rq->target) + 1 ||
         !km_http_path_safe(rq->path, strlen(rq->path)))
         return send_error(rq, 404, "not_found", "no such resource", NULL, NULL);
+    header_scan hs = {0, 0};
+    (void)MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, scan_header, &hs);
+    if (hs.hosts > 1 || hs.bad_name)
+        return send_error(rq, 400, "invalid_request",
+                          "malformed request header (repeated Host, or whitespace "
+                          "before a colon)",
+                          NULL, NULL);
     size_t off[KM_HTTP_MAX_PARAMS], len[KM_HTTP_MAX_PARAMS], n = 0;
     char allow[ALLOW_HEADER_MAX];
     size_t allow_len = 0;
@@ -746,6 +776,27 @@ const char *km_http_header(const km_http_request *req, const char *name) {
     const km_rq *rq = req->opaque;
     if (rq == NULL) return NULL;
     return MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, name);
+}
+
+typedef struct header_count {
+    const char *name;
+    size_t n;
+} header_count;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    (void)value;
+    header_count *c = cls;
+    if (key != NULL && strcasecmp(key, c->name) == 0) c->n++;
+    return MHD_YES;
+}
+
+size_t km_http_header_count(const km_http_request *req, const char *name) {
+    const km_rq *rq = req->opaque;
+    if (rq == NULL) return 0;
+    header_count c = {name, 0};
+    (void)MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, count_header, &c);
+    return c.n;
 }
 
 static int hexval(char c) {

@@ -207,6 +207,13 @@ void km_http_stop(km_http_server *s);
  */
 const char *km_http_header(const km_http_request *req, const char *name) KM_NONNULL(1, 2);
 
+/** How many times a request header appears, by name case-insensitively (so
+ *  that a caller can refuse an ambiguous duplicate: km_http_header returns
+ *  only the first).
+ *  Returns: the count; 0 if absent or if req was not made by the server.
+ *  In:      req: the handler's request. name: NUL-terminated header name. */
+size_t km_http_header_count(const km_http_request *req, const char *name) KM_NONNULL(1, 2);
+
 /** Look up a query parameter, decoded (percent-escapes, '+' as space).
  *
  *  Only the first 32 well-formed pairs of the query are considered.
