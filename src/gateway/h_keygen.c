@@ -77,6 +77,33 @@ static int same_keygen(km_store *st, const km_store_keygen *have, const km_store
     return same;
 }
 
+/* KEYGEN_INIT on every enclave at once. Returns 1 if all accepted, else 0
+ * with resp answered (the first refusal, in order). */
+static int init_enclaves(km_gateway *gw, const unsigned char keygen_id[16], const km_store_init_blob *inits,
+                         size_t ni, km_http_response *resp) {
+    km_buf *cmds = calloc(ni, sizeof *cmds), *replies = calloc(ni, sizeof *replies);
+    km_pool_req *reqs = calloc(ni, sizeof *reqs);
+    km_err e = cmds && replies && reqs ? KM_OK : KM_ERR_NOMEM;
+    for (size_t i = 0; !e && i < ni; i++) {
+        km_buf_init(&cmds[i]);
+        km_buf_init(&replies[i]);
+        e = km_buf_put(&cmds[i], keygen_id, 16);
+        if (!e) e = km_gw_put_vbytes(&cmds[i], inits[i].blob, inits[i].blob_len);
+        reqs[i] = (km_pool_req){
+            inits[i].enclave_id, KM_CMD_KEYGEN_INIT, cmds[i].data, cmds[i].len, &replies[i], 0, KM_OK};
+    }
+    int ok = !e && km_gw_enclave_all(gw, reqs, ni, resp);
+    if (e) km_http_error(resp, 500, "internal", "out of memory");
+    for (size_t i = 0; cmds && replies && i < ni; i++) {
+        km_buf_free(&cmds[i]);
+        km_buf_free(&replies[i]);
+    }
+    free(cmds);
+    free(replies);
+    free(reqs);
+    return ok;
+}
+
 void km_h_keygen_create(void *app, const km_http_request *req, km_http_response *resp) {
     km_gateway *gw = app;
     json_t *body;
@@ -204,18 +231,7 @@ void km_h_keygen_create(void *app, const km_http_request *req, km_http_response 
     }
     /* Every enclave must accept its init before anything is stored; a refusal
      * (wrong enclave key, malformed blob) leaves no trace here. */
-    for (size_t i = 0; i < ni; i++) {
-        km_buf cmd, reply;
-        km_buf_init(&cmd);
-        km_buf_init(&reply);
-        km_err e = km_buf_put(&cmd, kg.id, 16);
-        if (!e) e = km_gw_put_vbytes(&cmd, inits[i].blob, inits[i].blob_len);
-        int ok = !e && km_gw_enclave(gw, inits[i].enclave_id, KM_CMD_KEYGEN_INIT, &cmd, &reply, NULL, resp);
-        if (e) km_http_error(resp, 500, "internal", "out of memory");
-        km_buf_free(&cmd);
-        km_buf_free(&reply);
-        if (!ok) goto out;
-    }
+    if (!init_enclaves(gw, kg.id, inits, ni, resp)) goto out;
     err = km_store_keygen_create(st, &kg);
     if (err) {
         km_gw_store_error(resp, err, "keygen");

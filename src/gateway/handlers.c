@@ -97,19 +97,18 @@ km_err km_gw_put_vbytes(km_buf *b, const unsigned char *p, size_t n) {
     return err;
 }
 
-int km_gw_enclave(km_gateway *gw, uint32_t enclave_id, uint16_t cmd, const km_buf *body, km_buf *reply,
-                  km_err *code, km_http_response *resp) {
-    if (code) *code = KM_ERR__COUNT;
-    if (!km_coord_enclave_ready(gw, enclave_id)) {
-        km_http_error(resp, 503, "enclave_unavailable",
-                      "enclave %u is not reachable or is being restored; retry later", enclave_id);
-        resp->extra_header_name = "Retry-After";
-        resp->extra_header_value = "1";
-        return 0;
-    }
-    uint16_t status = 0;
-    km_err err = km_pool_call(gw->pool, enclave_id, cmd, body ? body->data : NULL, body ? body->len : 0,
-                              &status, reply);
+static int enclave_down(uint32_t enclave_id, km_http_response *resp) {
+    km_http_error(resp, 503, "enclave_unavailable",
+                  "enclave %u is not reachable or is being restored; retry later", enclave_id);
+    resp->extra_header_name = "Retry-After";
+    resp->extra_header_value = "1";
+    return 0;
+}
+
+/* What one enclave call came to: 1 when the enclave answered KM_OK, else 0
+ * with resp answered (503 no answer; 409 / 404 / 422 a refusal). */
+static int enclave_outcome(uint32_t enclave_id, uint16_t cmd, km_err err, uint16_t status,
+                           const km_buf *reply, km_http_response *resp) {
     if (err) {
         km_http_error(resp, 503, "enclave_unavailable", "enclave %u did not answer %s (%s)", enclave_id,
                       km_cmd_name(cmd), km_err_name(err));
@@ -117,7 +116,6 @@ int km_gw_enclave(km_gateway *gw, uint32_t enclave_id, uint16_t cmd, const km_bu
         resp->extra_header_value = "1";
         return 0;
     }
-    if (code) *code = (km_err)status;
     if (status == KM_OK) return 1;
     char detail[KM_MSG_DETAIL_MAX + 1] = "";
     km_msg m = {KM_MSG_RESPONSE, 0, status, reply->data, reply->len};
@@ -129,6 +127,32 @@ int km_gw_enclave(km_gateway *gw, uint32_t enclave_id, uint16_t cmd, const km_bu
     km_http_error(resp, http, c, "enclave %u refused %s: %s%s%s", enclave_id, km_cmd_name(cmd),
                   km_err_name((km_err)status), detail[0] ? ": " : "", detail);
     return 0;
+}
+
+int km_gw_enclave(km_gateway *gw, uint32_t enclave_id, uint16_t cmd, const km_buf *body, km_buf *reply,
+                  km_err *code, km_http_response *resp) {
+    if (code) *code = KM_ERR__COUNT;
+    if (!km_coord_enclave_ready(gw, enclave_id)) return enclave_down(enclave_id, resp);
+    uint16_t status = 0;
+    km_err err = km_pool_call(gw->pool, enclave_id, cmd, body ? body->data : NULL, body ? body->len : 0,
+                              &status, reply);
+    if (!err && code) *code = (km_err)status;
+    return enclave_outcome(enclave_id, cmd, err, status, reply, resp);
+}
+
+int km_gw_enclave_all(km_gateway *gw, km_pool_req *reqs, size_t n, km_http_response *resp) {
+    for (size_t i = 0; i < n; i++)
+        if (!km_coord_enclave_ready(gw, reqs[i].enclave_id)) return enclave_down(reqs[i].enclave_id, resp);
+    km_err err = km_pool_call_all(gw->pool, reqs, n);
+    if (err == KM_ERR_NOMEM) {
+        km_http_error(resp, 500, "internal", "out of memory");
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        km_err e = err ? err : reqs[i].err;
+        if (!enclave_outcome(reqs[i].enclave_id, reqs[i].cmd, e, reqs[i].code, reqs[i].resp, resp)) return 0;
+    }
+    return 1;
 }
 
 int km_gw_query_named(const km_http_request *req, const char *name) {

@@ -40,6 +40,15 @@ void km_gw_store_error(km_http_response *resp, km_err err, const char *what);
 int km_gw_enclave(km_gateway *gw, uint32_t enclave_id, uint16_t cmd, const km_buf *body, km_buf *reply,
                   km_err *code, km_http_response *resp);
 
+/** Several enclave commands on behalf of one request, all sent before any
+ *  answer is awaited (km_pool_call_all): the enclaves work in parallel.
+ *  Returns: 1 when every enclave answered KM_OK (each reqs[i].resp holds its
+ *           reply); 0 with resp answered as km_gw_enclave would for the
+ *           first request (in order) that failed; nothing is sent when an
+ *           enclave is not ready.
+ *  In/Out: reqs: as km_pool_call_all (the caller owns the resp buffers). */
+int km_gw_enclave_all(km_gateway *gw, km_pool_req *reqs, size_t n, km_http_response *resp);
+
 /** A keygen's participant -> enclave assignment (fixed at creation).
  *  Returns: KM_OK; the store's errors (KM_ERR_NOT_FOUND for no keygen);
  *           KM_ERR_NOMEM. Out: out: *n entries, malloc'ed (NULL when none or
