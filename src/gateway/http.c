@@ -78,6 +78,7 @@ struct km_rq {
     size_t heap_idx;
     km_rq *resume_next; /* private list of whoever took it out of the table */
     int was_parked;
+    uint64_t wait_owner; /* counted in srv->owners while parked; 0 = not counted */
 
     /* Decoded query, built on first km_http_query. */
     int query_parsed;
@@ -105,6 +106,14 @@ struct km_http_server {
     km_rq *waiters[SEQ_SLOTS];
     km_rq **heap; /* min-heap on deadline; capacity max_connections (a waiter is a connection) */
     size_t heap_len, heap_cap;
+    size_t max_waiters; /* <= heap_cap */
+    /* Parked requests per wait_owner: open addressing with linear probing,
+     * at least twice as many slots as there can be waiters (load <= 1/2). */
+    struct owner_slot {
+        uint64_t owner; /* 0 = empty */
+        uint32_t n;
+    } * owners;
+    size_t owners_mask;
     size_t live_parked;        /* parked at some point and not yet completed */
     size_t resuming;           /* taken out of the table, MHD_resume_connection not yet returned */
     atomic_ullong answered[6]; /* responses queued, by status class ([1] = 1xx ... [5] = 5xx) */
@@ -194,6 +203,45 @@ static unsigned key_slot(const char *key) {
     return (unsigned)(h ^ (h >> 32)) & (SEQ_SLOTS - 1);
 }
 
+/* The slot of owner in the owner table: its own, or the empty one where it
+ * would go. */
+static size_t owner_find(const km_http_server *s, uint64_t owner) {
+    size_t i = (size_t)(owner ^ (owner >> 29)) & s->owners_mask;
+    while (s->owners[i].owner != 0 && s->owners[i].owner != owner)
+        i = (i + 1) & s->owners_mask;
+    return i;
+}
+
+static uint32_t owner_count(const km_http_server *s, uint64_t owner) {
+    size_t i = owner_find(s, owner);
+    return s->owners[i].owner == owner ? s->owners[i].n : 0;
+}
+
+static void owner_add(km_http_server *s, uint64_t owner) {
+    size_t i = owner_find(s, owner);
+    s->owners[i].owner = owner;
+    s->owners[i].n++;
+}
+
+/* Remove one count; an owner at zero leaves the table (backward-shift
+ * deletion keeps every probe sequence unbroken without tombstones). */
+static void owner_remove(km_http_server *s, uint64_t owner) {
+    size_t i = owner_find(s, owner);
+    if (s->owners[i].owner != owner) return;
+    if (--s->owners[i].n > 0) return;
+    s->owners[i].owner = 0;
+    for (size_t j = (i + 1) & s->owners_mask; s->owners[j].owner != 0; j = (j + 1) & s->owners_mask) {
+        size_t home = (size_t)(s->owners[j].owner ^ (s->owners[j].owner >> 29)) & s->owners_mask;
+        /* Move j back into the hole at i unless its home lies cyclically in (i, j]. */
+        int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays) continue;
+        s->owners[i] = s->owners[j];
+        s->owners[j].owner = 0;
+        s->owners[j].n = 0;
+        i = j;
+    }
+}
+
 static void heap_swap(km_http_server *s, size_t a, size_t b) {
     km_rq *t = s->heap[a];
     s->heap[a] = s->heap[b];
@@ -242,6 +290,10 @@ static void take_waiter(km_http_server *s, km_rq *rq, km_rq **list) {
     if (rq->wnext) rq->wnext->wprev = rq->wprev;
     rq->wprev = rq->wnext = NULL;
     heap_remove(s, rq);
+    if (rq->wait_owner) {
+        owner_remove(s, rq->wait_owner);
+        rq->wait_owner = 0;
+    }
     rq->state = RQ_WOKEN;
     rq->resume_next = *list;
     *list = rq;
@@ -517,8 +569,13 @@ static enum MHD_Result run_handler(km_http_server *s, km_rq *rq, int resumed) {
         rq->deadline = resp.wait_until_ms;
 
         pthread_mutex_lock(&s->mu);
-        int park = !s->stopping && s->seq[rq->slot] == resp.wait_seq && rq->deadline > km_http_now_ms() &&
-                   s->heap_len < s->heap_cap;
+        int park = !s->stopping && s->seq[rq->slot] == resp.wait_seq && rq->deadline > km_http_now_ms();
+        /* Over a cap the client gets a refusal it can retry, not the current
+         * state: answering the state would invite an immediate re-poll. */
+        int busy = park && s->heap_len >= s->max_waiters;
+        int owner_busy = park && !busy && resp.wait_owner && s->owners &&
+                         owner_count(s, resp.wait_owner) >= s->cfg.max_waiters_per_owner;
+        if (busy || owner_busy) park = 0;
         if (park) {
             /* Suspend before the request becomes visible in the table: nobody
              * may resume a connection that is not suspended yet. */
@@ -535,9 +592,20 @@ static enum MHD_Result run_handler(km_http_server *s, km_rq *rq, int resumed) {
                 rq->was_parked = 1;
                 s->live_parked++;
             }
+            if (resp.wait_owner && s->owners) {
+                rq->wait_owner = resp.wait_owner;
+                owner_add(s, resp.wait_owner);
+            }
             if (rq->heap_idx == 0) pthread_cond_signal(&s->timer_cv);
         }
         pthread_mutex_unlock(&s->mu);
+        if (busy)
+            return send_error(rq, 503, "server_busy",
+                              "too many long polls are waiting on this gateway; retry later", "Retry-After",
+                              "1");
+        if (owner_busy)
+            return send_error(rq, 429, "too_many_waiters",
+                              "this key has too many long polls waiting; retry later", "Retry-After", "1");
         if (park) return MHD_YES; /* rq must not be touched any more: it may be resumed already */
         resumed = 1;              /* the state changed meanwhile (or we are stopping): answer now */
     }
@@ -822,6 +890,7 @@ static void server_free(km_http_server *s) {
     pthread_cond_destroy(&s->timer_cv);
     pthread_mutex_destroy(&s->mu);
     free(s->heap);
+    free(s->owners);
     free(s);
 }
 
@@ -861,6 +930,14 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
     s->app = app;
     s->heap_cap = cfg->max_connections;
     s->heap = calloc(s->heap_cap, sizeof *s->heap);
+    s->max_waiters = cfg->max_waiters && cfg->max_waiters < s->heap_cap ? cfg->max_waiters : s->heap_cap;
+    if (cfg->max_waiters_per_owner) {
+        size_t slots = 2;
+        while (slots < 2 * s->heap_cap)
+            slots <<= 1;
+        s->owners_mask = slots - 1;
+        s->owners = calloc(slots, sizeof *s->owners);
+    }
     pthread_condattr_t ca;
     int cv_ok = pthread_condattr_init(&ca) == 0;
     if (cv_ok) {
@@ -870,6 +947,7 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
     }
     if (!cv_ok) {
         free(s->heap);
+        free(s->owners);
         free(s);
         return KM_ERR_NOMEM;
     }
@@ -878,10 +956,11 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
          * uninitialised one would be undefined, so leak-free exit is best effort. */
         pthread_cond_destroy(&s->timer_cv);
         free(s->heap);
+        free(s->owners);
         free(s);
         return KM_ERR_NOMEM;
     }
-    if (s->heap == NULL) {
+    if (s->heap == NULL || (cfg->max_waiters_per_owner && s->owners == NULL)) {
         server_free(s);
         return KM_ERR_NOMEM;
     }

@@ -9,7 +9,8 @@
  * Every response carries `Cache-Control: no-store` (answers hold session state
  * and must not be replayed from a cache) and `X-Content-Type-Options: nosniff`.
  * Errors the layer produces itself are JSON `{"error":{"code":..,"message":..}}`
- * like the handlers' (not_found, method_not_allowed, body_too_large, internal).
+ * like the handlers' (not_found, method_not_allowed, body_too_large, server_busy,
+ * too_many_waiters, internal).
  *
  * Long polls. A handler that has nothing new to say may ask to wait instead of
  * answering: it reads the key's sequence number with km_http_wait_seq() BEFORE
@@ -22,6 +23,10 @@
  * connection is suspended in libmicrohttpd and resumed by notify, by the
  * deadline or by km_http_stop(). On resumption the handler runs again with
  * resumed = 1 and must answer with the current state (a second wait is a 500).
+ * Waiters are capped: with max_waiters requests parked, another wait is
+ * answered 503 "server_busy"; with max_waiters_per_owner parked for the same
+ * wait_owner, 429 "too_many_waiters"; both with Retry-After: 1. The handler
+ * is not run again in that case (the client was not answered).
  *
  * Requests are parsed strictly (libmicrohttpd's STRICT_FOR_CLIENT: e.g. an
  * HTTP/1.1 request without Host is refused). Malformed requests, oversized
@@ -83,6 +88,8 @@ typedef struct km_http_response {
     const char *wait_key;   /**< key to wait on, e.g. "signing:<hex id>"; copied by the server */
     uint64_t wait_seq;      /**< km_http_wait_seq(server, wait_key) read BEFORE looking at the state */
     uint64_t wait_until_ms; /**< CLOCK_MONOTONIC deadline in ms (see km_http_now_ms) */
+    uint64_t wait_owner;    /**< who waits (e.g. a hash of the signing key), counted against
+                                 max_waiters_per_owner; 0 = nobody in particular (not counted) */
 } km_http_response;
 
 /** A route handler.
@@ -107,12 +114,15 @@ typedef struct km_http_route {
 
 /** Server configuration. */
 typedef struct km_http_config {
-    const char *listen_host;       /**< IPv4 dotted ("127.0.0.1", "0.0.0.0") or IPv6 ("::1", "::") */
-    uint16_t port;                 /**< 0 = ephemeral (then km_http_port tells) */
-    size_t max_body;               /**< largest body accepted, bytes (>= 1) */
-    unsigned threads;              /**< libmicrohttpd pool threads, 1..256 */
-    unsigned max_connections;      /**< concurrent connections (waiters included), >= 1 */
-    unsigned connection_timeout_s; /**< idle timeout of a connection; 0 = none (not for production) */
+    const char *listen_host;        /**< IPv4 dotted ("127.0.0.1", "0.0.0.0") or IPv6 ("::1", "::") */
+    uint16_t port;                  /**< 0 = ephemeral (then km_http_port tells) */
+    size_t max_body;                /**< largest body accepted, bytes (>= 1) */
+    unsigned threads;               /**< libmicrohttpd pool threads, 1..256 */
+    unsigned max_connections;       /**< concurrent connections (waiters included), >= 1 */
+    unsigned connection_timeout_s;  /**< idle timeout of a connection; 0 = none (not for production) */
+    unsigned max_waiters;           /**< parked long polls in total; 0 or above max_connections =
+                                         max_connections */
+    unsigned max_waiters_per_owner; /**< parked long polls per wait_owner; 0 = no such cap */
 } km_http_config;
 
 /** Start a server listening on cfg's address with the given routes.

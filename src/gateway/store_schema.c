@@ -200,8 +200,18 @@ static const char *const MIGRATION_2[] = {
 };
 #undef ZERO_KEY
 
+/* Version 3: the active signing sessions of a keygen, for the gateway's cap
+ * on them (max_active_sessions_per_keygen), counted without reading the
+ * keygen's finished sessions. */
+static const char *const MIGRATION_3[] = {
+    "CREATE INDEX signing_sessions_keygen_active ON signing_sessions(keygen_id)"
+    "  WHERE state IN ('collecting_approvals','nonces','partials','finalizing');",
+    NULL,
+};
+
 const km_store_migration km_store_migrations[] = {
     {1, MIGRATION_1},
     {2, MIGRATION_2},
+    {3, MIGRATION_3},
 };
 const size_t km_store_n_migrations = sizeof km_store_migrations / sizeof km_store_migrations[0];
