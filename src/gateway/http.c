@@ -117,6 +117,8 @@ struct km_http_server {
     size_t live_parked;        /* parked at some point and not yet completed */
     size_t resuming;           /* taken out of the table, MHD_resume_connection not yet returned */
     atomic_ullong answered[6]; /* responses queued, by status class ([1] = 1xx ... [5] = 5xx) */
+    atomic_uint open_conns;    /* connections libmicrohttpd holds (accepted, not yet closed) */
+    atomic_ullong refused;     /* connections closed at accept because open_conns was at the cap */
 };
 
 static const char *const JSON_TYPE = "application/json";
@@ -375,6 +377,10 @@ void km_http_counts(km_http_server *s, uint64_t out[6]) {
         out[i] = atomic_load(&s->answered[i]);
 }
 
+uint64_t km_http_refused(km_http_server *s) {
+    return atomic_load(&s->refused);
+}
+
 size_t km_http_waiting(km_http_server *s) {
     pthread_mutex_lock(&s->mu);
     size_t n = s->heap_len;
@@ -612,6 +618,33 @@ static enum MHD_Result run_handler(km_http_server *s, km_rq *rq, int resumed) {
 }
 
 /* ---- libmicrohttpd callbacks ------------------------------------------------------ */
+
+/* Connection cap. libmicrohttpd's own limit, once reached, stops polling the
+ * listening socket: further clients then sit in the kernel's backlog with
+ * their connect() done and no answer for as long as the flood lasts. We
+ * rather count connections ourselves and close the ones above the cap right
+ * after accept, so a refused client knows at once; libmicrohttpd's limit is
+ * set a little higher only as a backstop (concurrent accepts on several
+ * threads can each pass the check before their connection is counted). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+    (void)addr;
+    (void)addrlen;
+    km_http_server *s = cls;
+    if (atomic_load(&s->open_conns) < s->cfg.max_connections) return MHD_YES;
+    atomic_fetch_add(&s->refused, 1);
+    return MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    (void)conn;
+    (void)socket_context;
+    km_http_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&s->open_conns, 1);
+    else if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub(&s->open_conns, 1);
+}
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
     km_rq *rq = calloc(1, sizeof *rq);
@@ -898,7 +931,8 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
                      size_t n_routes, void *app) {
     *out = NULL;
     if (cfg->listen_host == NULL || cfg->max_body == 0 || cfg->max_body > SIZE_MAX / 4 || cfg->threads == 0 ||
-        cfg->threads > 256 || cfg->max_connections == 0 || (routes == NULL && n_routes > 0))
+        cfg->threads > 256 || cfg->max_connections == 0 || cfg->max_connections > (1u << 20) ||
+        (routes == NULL && n_routes > 0))
         return KM_ERR_ARG;
     for (size_t i = 0; i < n_routes; i++)
         if (routes[i].method == NULL || routes[i].method[0] == '\0' || routes[i].handler == NULL ||
@@ -928,9 +962,12 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
     s->routes = routes;
     s->n_routes = n_routes;
     s->app = app;
-    s->heap_cap = cfg->max_connections;
+    /* A waiter is a connection; the accept check may let a few more than
+     * max_connections in at once (see on_accept), never more than this. */
+    s->heap_cap = (size_t)cfg->max_connections + cfg->threads + 16u;
     s->heap = calloc(s->heap_cap, sizeof *s->heap);
-    s->max_waiters = cfg->max_waiters && cfg->max_waiters < s->heap_cap ? cfg->max_waiters : s->heap_cap;
+    s->max_waiters =
+        cfg->max_waiters && cfg->max_waiters < cfg->max_connections ? cfg->max_waiters : cfg->max_connections;
     if (cfg->max_waiters_per_owner) {
         size_t slots = 2;
         while (slots < 2 * s->heap_cap)
@@ -970,10 +1007,12 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
     }
     s->timer_started = 1;
 
+    unsigned backstop = cfg->max_connections + cfg->threads + 16u;
     s->daemon = MHD_start_daemon(
-        flags, cfg->port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
+        flags, cfg->port, on_accept, s, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, backstop,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
     if (s->daemon == NULL) {

@@ -118,7 +118,8 @@ typedef struct km_http_config {
     uint16_t port;                  /**< 0 = ephemeral (then km_http_port tells) */
     size_t max_body;                /**< largest body accepted, bytes (>= 1) */
     unsigned threads;               /**< libmicrohttpd pool threads, 1..256 */
-    unsigned max_connections;       /**< concurrent connections (waiters included), >= 1 */
+    unsigned max_connections;       /**< concurrent connections (waiters included), 1..2^20; a
+                                         connection above it is closed right after accept */
     unsigned connection_timeout_s;  /**< idle timeout of a connection; 0 = none (not for production) */
     unsigned max_waiters;           /**< parked long polls in total; 0 or above max_connections =
                                          max_connections */
@@ -187,6 +188,10 @@ void km_http_notify(km_http_server *s, const char *key) KM_NONNULL(1, 2);
 /** Number of requests currently parked in a wait (for metrics and tests).
  *  Returns: the count at the time of the call. In: s: a running server. */
 size_t km_http_waiting(km_http_server *s) KM_NONNULL(1);
+
+/** Connections closed at accept because max_connections were open, since
+ *  the server started (for metrics and tests). In: s: a running server. */
+uint64_t km_http_refused(km_http_server *s) KM_NONNULL(1);
 
 /** Responses this server has queued since it started, by status class:
  *  out[1] 1xx ... out[5] 5xx (out[0] is unused, 0). Errors that libmicrohttpd
