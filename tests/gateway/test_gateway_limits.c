@@ -37,12 +37,12 @@
 
 #define WAIT_S 60
 
-#define RATE_PER_S     5
-#define RATE_BURST     20
-#define MAX_WAITERS    6
+#define RATE_PER_S      5
+#define RATE_BURST      20
+#define MAX_WAITERS     6
 #define WAITERS_PER_KEY 3
-#define MAX_ACTIVE     2
-#define MAX_CONNS      32
+#define MAX_ACTIVE      2
+#define MAX_CONNS       32
 #define LIMITS_CONFIG                                                                                        \
     "{\"rate_per_key_per_second\": 5, \"rate_burst_per_key\": 20, \"max_waiters\": 6,"                       \
     " \"max_waiters_per_key\": 3, \"max_active_sessions_per_keygen\": 2, \"http_max_connections\": 32}"
@@ -273,7 +273,8 @@ static int read_status(int fd, char *code, size_t code_cap) {
             memcpy(code, c, l);
             code[l] = '\0';
         }
-        if (strstr(buf, "\r\nRetry-After: ") == NULL && status >= 429) code[0] = '!'; /* marks a missing header */
+        if (strstr(buf, "\r\nRetry-After: ") == NULL && status >= 429)
+            code[0] = '!'; /* marks a missing header */
     }
     return status;
 }
@@ -503,7 +504,8 @@ static void test_connection_flood(void **state) {
     int ok = 0;
     for (int tries = 0; tries < 50 && !ok; tries++) {
         gwt_resp r;
-        if (gwt_call(g_t.ctx, g_t.port, "GET", "/api/v1/health", NULL, NULL, &r) == 0 && r.status == 200) ok = 1;
+        if (gwt_call(g_t.ctx, g_t.port, "GET", "/api/v1/health", NULL, NULL, &r) == 0 && r.status == 200)
+            ok = 1;
         gwt_resp_clear(&r);
         if (!ok) sleep_ms(100);
     }
@@ -595,10 +597,8 @@ static void test_request_flood_memory(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rate_per_key),
-        cmocka_unit_test(test_waiters),
-        cmocka_unit_test(test_active_sessions),
-        cmocka_unit_test(test_connection_flood),
+        cmocka_unit_test(test_rate_per_key),         cmocka_unit_test(test_waiters),
+        cmocka_unit_test(test_active_sessions),      cmocka_unit_test(test_connection_flood),
         cmocka_unit_test(test_request_flood_memory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
