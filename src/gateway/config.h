@@ -28,11 +28,12 @@ typedef struct km_gw_config {
     size_t n_enclaves;
     km_gw_enclave_cfg enclaves[KM_GW_MAX_ENCLAVES];
     /* limits */
-    size_t max_body_bytes;                   /**< larger request bodies get 413 */
-    unsigned max_wait_seconds;               /**< cap of ?wait= (long poll) */
-    unsigned auth_window_seconds;            /**< allowed clock skew of signed requests */
-    unsigned max_participants;               /**< per keygen */
-    unsigned max_timeout_seconds;            /**< largest session timeout a client may ask for */
+    size_t max_body_bytes;        /**< larger request bodies get 413 */
+    size_t max_body_bytes_total;  /**< request bodies buffered at once, all connections; over it 503 */
+    unsigned max_wait_seconds;    /**< cap of ?wait= (long poll) */
+    unsigned auth_window_seconds; /**< allowed clock skew of signed requests */
+    unsigned max_participants;    /**< per keygen */
+    unsigned max_timeout_seconds; /**< largest session timeout a client may ask for */
     unsigned max_active_sessions_per_keygen; /**< signing sessions not yet completed/failed; 0 = no cap */
     /* per-key request rate (token bucket per key whose signature verified) */
     unsigned rate_per_key_per_second; /**< refill; 0 disables rate limiting */

@@ -8,7 +8,8 @@
  *              routing, Content-Length limit. 404/405/413 are answered here,
  *              before any body byte is read.
  *   RQ_BODY    upload calls append to the body; the final call runs the handler.
- *   RQ_DISCARD a chunked body went over the limit: the rest is dropped and the
+ *   RQ_DISCARD a chunked body went over the limit (or over the budget of
+ *              all bodies, then the answer is 503): the rest is dropped and the
  *              final call answers 413.
  *   RQ_PARKED  the handler asked to wait: the connection is suspended and the
  *              request sits in the wait table (a per-slot list for notify and a
@@ -69,6 +70,9 @@ struct km_rq {
     unsigned char *body;
     size_t body_len, body_cap;
     uint64_t discarded;
+    size_t reserved;   /* bytes of srv->body_bytes this request holds (its body buffer) */
+    int over_budget;   /* discarding because the budget of all bodies ran out: answer 503 */
+    uint64_t declared; /* Content-Length, or UINT64_MAX when the body is chunked or absent */
 
     /* Wait table membership (guarded by srv->mu). */
     char *wait_key;
@@ -118,6 +122,7 @@ struct km_http_server {
     size_t resuming;           /* taken out of the table, MHD_resume_connection not yet returned */
     atomic_ullong answered[6]; /* responses queued, by status class ([1] = 1xx ... [5] = 5xx) */
     atomic_uint open_conns;    /* connections libmicrohttpd holds (accepted, not yet closed) */
+    atomic_size_t body_bytes;  /* body buffers held by all requests (see reserve_body) */
     atomic_ullong refused;     /* connections closed at accept because open_conns was at the cap */
 };
 
@@ -619,6 +624,26 @@ static enum MHD_Result run_handler(km_http_server *s, km_rq *rq, int resumed) {
 
 /* ---- libmicrohttpd callbacks ------------------------------------------------------ */
 
+/* Bodies are buffered whole before the handler runs, so without a budget
+ * the memory they take is max_connections x max_body (16 GiB with the
+ * defaults). Every body buffer is counted against cfg.max_body_total:
+ * reserve the bytes of a buffer before allocating it, release them when the
+ * request ends. Returns 1 if `bytes` more could be reserved for rq. */
+static int reserve_body(km_http_server *s, km_rq *rq, size_t bytes) {
+    if (s->cfg.max_body_total == 0) return 1;
+    size_t cur = atomic_load(&s->body_bytes);
+    do {
+        if (bytes > s->cfg.max_body_total || cur > s->cfg.max_body_total - bytes) return 0;
+    } while (!atomic_compare_exchange_weak(&s->body_bytes, &cur, cur + bytes));
+    rq->reserved += bytes;
+    return 1;
+}
+
+static void release_body(km_http_server *s, km_rq *rq) {
+    if (rq->reserved) atomic_fetch_sub(&s->body_bytes, rq->reserved);
+    rq->reserved = 0;
+}
+
 /* Connection cap. libmicrohttpd's own limit, once reached, stops polling the
  * listening socket: further clients then sit in the kernel's backlog with
  * their connect() done and no answer for as long as the flood lasts. We
@@ -682,6 +707,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     km_rq *rq = *con_cls;
     if (rq == NULL) return;
     *con_cls = NULL;
+    release_body(s, rq);
     if (rq->was_parked) {
         pthread_mutex_lock(&s->mu);
         s->live_parked--;
@@ -755,8 +781,17 @@ static enum MHD_Result on_first_call(km_http_server *s, km_rq *rq, const char *m
     }
     const char *cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t clen = 0;
-    if (cl != NULL && parse_length(cl, &clen) == 0 && clen > s->cfg.max_body)
-        return send_error(rq, 413, "body_too_large", "request body too large", NULL, NULL);
+    rq->declared = UINT64_MAX;
+    if (cl != NULL && parse_length(cl, &clen) == 0) {
+        if (clen > s->cfg.max_body)
+            return send_error(rq, 413, "body_too_large", "request body too large", NULL, NULL);
+        rq->declared = clen;
+        /* The whole buffer is reserved before a byte is read: a client
+         * announcing a body the gateway has no room for is told so at once. */
+        if (clen > 0 && !reserve_body(s, rq, (size_t)clen))
+            return send_error(rq, 503, "server_busy",
+                              "too many request bodies are being received; retry later", "Retry-After", "1");
+    }
 
     rq->params = dup_bytes(rq->path, strlen(rq->path));
     if (rq->params == NULL) return MHD_NO;
@@ -773,13 +808,21 @@ static enum MHD_Result on_first_call(km_http_server *s, km_rq *rq, const char *m
     return MHD_YES;
 }
 
+/* Returns 1 appended, 0 over max_body, -1 out of memory, -2 over the budget of
+ * all bodies. */
 static int body_append(km_http_server *s, km_rq *rq, const char *data, size_t n) {
     if (n > s->cfg.max_body - rq->body_len) return 0;
     if (rq->body_len + n + 1 > rq->body_cap) {
         size_t cap = rq->body_cap ? rq->body_cap : 4096;
+        /* A declared length is the whole body (libmicrohttpd enforces it):
+         * one buffer of exactly that size, no doubling slack. */
+        if (rq->body_cap == 0 && rq->declared <= s->cfg.max_body) cap = (size_t)rq->declared + 1;
         while (cap < rq->body_len + n + 1)
             cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
         if (cap > s->cfg.max_body + 1) cap = s->cfg.max_body + 1;
+        /* The terminating NUL is not counted, so that a budget of max_body
+         * fits one body of max_body bytes. */
+        if (cap - 1 > rq->reserved && !reserve_body(s, rq, cap - 1 - rq->reserved)) return -2;
         unsigned char *b = realloc(rq->body, cap);
         if (b == NULL) return -1;
         rq->body = b;
@@ -805,8 +848,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     case RQ_BODY:
         if (*upload_data_size > 0) {
             int r = body_append(s, rq, upload_data, *upload_data_size);
-            if (r < 0) return MHD_NO;
-            if (r == 0) {
+            if (r == -1) return MHD_NO;
+            if (r <= 0) {
+                rq->over_budget = r == -2;
                 /* A chunked body went over the limit (a declared one was
                  * refused up front). A response cannot be queued while the
                  * upload runs, so drop the rest and answer at the end. */
@@ -814,6 +858,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 free(rq->body);
                 rq->body = NULL;
                 rq->body_len = rq->body_cap = 0;
+                release_body(s, rq);
                 rq->state = RQ_DISCARD;
             }
             *upload_data_size = 0;
@@ -828,6 +873,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             *upload_data_size = 0;
             return rq->discarded > 2 * (uint64_t)s->cfg.max_body + DISCARD_SLACK ? MHD_NO : MHD_YES;
         }
+        if (rq->over_budget)
+            return send_error(rq, 503, "server_busy",
+                              "too many request bodies are being received; retry later", "Retry-After", "1");
         return send_error(rq, 413, "body_too_large", "request body too large", NULL, NULL);
     case RQ_WOKEN:
         return run_handler(s, rq, 1);

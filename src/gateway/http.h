@@ -124,6 +124,8 @@ typedef struct km_http_config {
     unsigned max_waiters;           /**< parked long polls in total; 0 or above max_connections =
                                          max_connections */
     unsigned max_waiters_per_owner; /**< parked long polls per wait_owner; 0 = no such cap */
+    size_t max_body_total;          /**< bytes of request bodies buffered at once over all
+                                         connections (>= max_body); 0 = no such cap */
 } km_http_config;
 
 /** Start a server listening on cfg's address with the given routes.
@@ -139,7 +141,10 @@ typedef struct km_http_config {
  *  it exceeds max_body the rest is discarded and the request answered 413 when
  *  the upload ends (after 2 * max_body + 64 KiB of discarded data the
  *  connection is closed without an answer). The handler never sees a partial
- *  body.
+ *  body. All body buffers together are held to max_body_total: a request whose
+ *  declared body does not fit is answered 503 "server_busy" (Retry-After: 1)
+ *  before its body is read; a chunked one that stops fitting is discarded and
+ *  answered 503 when its upload ends.
  *
  *  Returns: KM_OK; KM_ERR_ARG for a bad config or route table (NULL strings,
  *           pattern not starting with '/', empty segment, malformed {param},

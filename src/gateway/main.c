@@ -305,6 +305,7 @@ int main(int argc, char **argv) {
     hc.connection_timeout_s = gw->cfg.max_wait_seconds + 30;
     hc.max_waiters = km_gw_config_max_waiters(&gw->cfg);
     hc.max_waiters_per_owner = gw->cfg.max_waiters_per_key;
+    hc.max_body_total = gw->cfg.max_body_bytes_total;
     size_t n_routes;
     const km_http_route *routes = km_gw_routes(&n_routes);
     err = km_http_start(&gw->http, &hc, routes, n_routes, gw);

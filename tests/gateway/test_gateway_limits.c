@@ -43,9 +43,12 @@
 #define WAITERS_PER_KEY 3
 #define MAX_ACTIVE      2
 #define MAX_CONNS       32
+#define BODY_MAX        (1u << 20)
+#define BODIES_TOTAL    4 /* x BODY_MAX */
 #define LIMITS_CONFIG                                                                                        \
     "{\"rate_per_key_per_second\": 5, \"rate_burst_per_key\": 20, \"max_waiters\": 6,"                       \
-    " \"max_waiters_per_key\": 3, \"max_active_sessions_per_keygen\": 2, \"http_max_connections\": 32}"
+    " \"max_waiters_per_key\": 3, \"max_active_sessions_per_keygen\": 2, \"http_max_connections\": 32,"      \
+    " \"max_body_bytes\": 1048576, \"max_body_bytes_total\": 4194304}"
 
 /* The peak resident memory allowed to the gateway. The 1,000-session
  * benchmark peaks at about 122 MB with the default caps; this test's caps
@@ -513,6 +516,71 @@ static void test_connection_flood(void **state) {
     check_rss("after the connection flood");
 }
 
+/* ---- bodies in flight ---------------------------------------------------------------- */
+
+/* Open a POST /api/v1/keys/reserve announcing a body of `declared` bytes and
+ * send `sent` of them; returns the socket (or -1). */
+static int post_partial(size_t declared, size_t sent) {
+    int fd = connect_lo();
+    if (fd < 0) return -1;
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "POST /api/v1/keys/reserve HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                     (unsigned)g_t.port, declared);
+    if (send(fd, head, (size_t)n, MSG_NOSIGNAL) != n) {
+        close(fd);
+        return -1;
+    }
+    char chunk[4096];
+    memset(chunk, ' ', sizeof chunk);
+    while (sent > 0) {
+        size_t k = sent < sizeof chunk ? sent : sizeof chunk;
+        ssize_t w = send(fd, chunk, k, MSG_NOSIGNAL);
+        if (w <= 0) break;
+        sent -= (size_t)w;
+    }
+    return fd;
+}
+
+static void test_bodies_in_flight(void **state) {
+    (void)state;
+    /* Slow uploads hold the whole budget of request bodies ... */
+    int held[BODIES_TOTAL];
+    for (int i = 0; i < BODIES_TOTAL; i++)
+        assert_true((held[i] = post_partial(BODY_MAX, 1000)) >= 0);
+    sleep_ms(500);
+    for (int i = 0; i < BODIES_TOTAL; i++)
+        assert_false(readable(held[i])); /* still uploading */
+    /* ... so one more is refused before its body is read, while requests
+     * without a body are served. */
+    char code[64];
+    int fd = post_partial(BODY_MAX, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(read_status(fd, code, sizeof code), 503);
+    assert_string_equal(code, "server_busy");
+    fd = post_partial(1000, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(read_status(fd, code, sizeof code), 503); /* even a small one: the budget is full */
+    health_ok();
+    check_rss("with every body byte of the budget announced");
+    /* The budget comes back when the uploads go away: a complete body of
+     * the largest size is read and judged (400: it is not JSON). */
+    for (int i = 0; i < BODIES_TOTAL; i++)
+        close(held[i]);
+    int status = 0;
+    for (int tries = 0; tries < 40 && status != 400; tries++) {
+        fd = post_partial(BODY_MAX, BODY_MAX);
+        assert_true(fd >= 0);
+        status = read_status(fd, code, sizeof code);
+        if (status != 400) {
+            assert_int_equal(status, 503);
+            sleep_ms(100);
+        }
+    }
+    assert_int_equal(status, 400);
+}
+
 /* ---- a request flood from several threads --------------------------------------------- */
 
 #define FLOOD_THREADS 8
@@ -597,9 +665,9 @@ static void test_request_flood_memory(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rate_per_key),         cmocka_unit_test(test_waiters),
-        cmocka_unit_test(test_active_sessions),      cmocka_unit_test(test_connection_flood),
-        cmocka_unit_test(test_request_flood_memory),
+        cmocka_unit_test(test_rate_per_key),     cmocka_unit_test(test_waiters),
+        cmocka_unit_test(test_active_sessions),  cmocka_unit_test(test_connection_flood),
+        cmocka_unit_test(test_bodies_in_flight), cmocka_unit_test(test_request_flood_memory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
