@@ -9,8 +9,8 @@
  *              before any body byte is read.
  *   RQ_BODY    upload calls append to the body; the final call runs the handler.
  *   RQ_DISCARD a chunked body went over the limit (or over the budget of
- *              all bodies, then the answer is 503): the rest is dropped and the
- *              final call answers 413.
+ *              all bodies): the rest is dropped and the final call answers
+ *              413 (503 server_busy for the budget).
  *   RQ_PARKED  the handler asked to wait: the connection is suspended and the
  *              request sits in the wait table (a per-slot list for notify and a
  *              deadline heap for the timer). No thread is held.
@@ -108,7 +108,7 @@ struct km_http_server {
 
     uint64_t seq[SEQ_SLOTS];
     km_rq *waiters[SEQ_SLOTS];
-    km_rq **heap; /* min-heap on deadline; capacity max_connections (a waiter is a connection) */
+    km_rq **heap; /* min-heap on deadline; room for every connection (a waiter is one) */
     size_t heap_len, heap_cap;
     size_t max_waiters; /* <= heap_cap */
     /* Parked requests per wait_owner: open addressing with linear probing,

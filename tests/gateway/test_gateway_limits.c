@@ -53,8 +53,9 @@
 /* The peak resident memory allowed to the gateway. The 1,000-session
  * benchmark peaks at about 122 MB with the default caps; this test's caps
  * are far smaller (32 connections, 4 MiB of bodies, 6 waiters), so 200 MB
- * leaves room for a slow allocator yet catches growth per request (this
- * test makes about 1,500 requests: a leak of 100 KB each would exceed it).
+ * leaves room for a slow allocator yet catches growth per request or per
+ * connection (this test makes about 700 requests and 100 connections, some
+ * with 1 MiB bodies: a leak of 300 KB each would exceed it).
  * Measured: about 17 MB. Under AddressSanitizer freed blocks wait in a
  * quarantine (up to 256 MB) and allocations carry redzones: measured about
  * 75 MB there, bound 400 MB. */
