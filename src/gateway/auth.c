@@ -75,6 +75,19 @@ int km_gw_auth(km_gateway *gw, km_store *st, const km_http_request *req, const u
     r.body_len = req->body_len;
     km_err err = km_reqauth_verify(gw->ctx, key, &r, sig);
     if (err) return deny(gw, resp, 401, "auth_invalid", "the request signature does not verify");
+    /* The key is proven now, and only now may it be counted: a rate keyed by
+     * an unverified header would let anyone spend another key's tokens or
+     * fill the table with ids of their choosing. Checked before the replay
+     * cache, so a flood costs no database write. The refill is a whole
+     * number of tokens per second, so a token is back within 1 s. */
+    if (!km_ratelimit_take(gw->rate, key, km_gw_mono_ms(), NULL)) {
+        km_http_error(resp, 429, "rate_limited",
+                      "too many requests signed by this key (limit %u per second, burst %u); retry later",
+                      gw->cfg.rate_per_key_per_second, gw->cfg.rate_burst_per_key);
+        resp->extra_header_name = "Retry-After";
+        resp->extra_header_value = "1";
+        return 0;
+    }
     /* Only a valid signature may enter the replay cache, so nobody can fill it
      * with junk; and only after it is recorded (durably) is the request acted on. */
     if (which == n_allowed) return deny(gw, resp, 403, "auth_forbidden", "this key may not make this call");
@@ -97,5 +110,6 @@ int km_gw_auth(km_gateway *gw, km_store *st, const km_http_request *req, const u
         return 0;
     }
     if (signer_index) *signer_index = which;
+    resp->wait_owner = km_ratelimit_owner(gw->rate, key); /* a long poll counts against this key */
     return 1;
 }

@@ -20,10 +20,15 @@
 
 /** Check the request's signature.
  *
+ *  Every request whose signature verifies spends a token of its key's
+ *  rate bucket (gw->rate), whether the key may make this call or not.
  *  Returns: 1 if the request is authentic, fresh, never seen, and signed by
- *           one of the allowed keys (*signer_index says which); 0 otherwise,
+ *           one of the allowed keys (*signer_index says which), with
+ *           resp->wait_owner set to the key's id (a long poll of this request
+ *           counts against the key's max_waiters_per_key); 0 otherwise,
  *           with resp answered: 401 auth_missing / auth_malformed /
- *           auth_expired / auth_invalid / auth_replayed, 403 auth_forbidden
+ *           auth_expired / auth_invalid / auth_replayed, 429 rate_limited
+ *           (the key's bucket is empty; Retry-After: 1), 403 auth_forbidden
  *           (valid signature by a key that may not make this call), 500/503
  *           if the replay cache cannot be written.
  *  In:      allowed: n_allowed x-only keys (n_allowed >= 1).

@@ -32,10 +32,19 @@ void km_gw_config_defaults(km_gw_config *cfg) {
     snprintf(cfg->listen_host, sizeof cfg->listen_host, "127.0.0.1");
     cfg->listen_port = 8080;
     cfg->max_body_bytes = 4u << 20;
+    cfg->max_body_bytes_total = 256u << 20;
     cfg->max_wait_seconds = 60;
     cfg->auth_window_seconds = 300;
     cfg->max_participants = 1000;
     cfg->max_timeout_seconds = 86400;
+    /* Generous: the gateway benchmark drives 1,000 concurrent sessions of one
+     * keygen, signed by one key, with several requests each. */
+    cfg->max_active_sessions_per_keygen = 4096;
+    cfg->rate_per_key_per_second = 1000;
+    cfg->rate_burst_per_key = 5000;
+    cfg->rate_limit_max_keys = 65536;
+    cfg->max_waiters = 0;
+    cfg->max_waiters_per_key = 2048;
     cfg->http_threads = 4;
     cfg->http_max_connections = 4096;
     cfg->coordinator_workers = 4;
@@ -139,12 +148,24 @@ typedef struct uint_opt {
 #define OPT(field, lo, hi)                                                                                   \
     { #field, offsetof(km_gw_config, field), sizeof(((km_gw_config *)0)->field), lo, hi }
 static const uint_opt UINT_OPTS[] = {
-    OPT(max_body_bytes, 1024, 64u << 20),    OPT(max_wait_seconds, 0, 600),
-    OPT(auth_window_seconds, 5, 3600),       OPT(max_participants, 1, 1000),
-    OPT(max_timeout_seconds, 1, 30 * 86400), OPT(http_threads, 1, 256),
-    OPT(http_max_connections, 4, 65536),     OPT(coordinator_workers, 1, 256),
-    OPT(enclave_connections, 1, 16),         OPT(enclave_timeout_ms, 100, 600000),
+    OPT(max_body_bytes, 1024, 64u << 20),
+    OPT(max_wait_seconds, 0, 600),
+    OPT(auth_window_seconds, 5, 3600),
+    OPT(max_participants, 1, 1000),
+    OPT(max_timeout_seconds, 1, 30 * 86400),
+    OPT(http_threads, 1, 256),
+    OPT(http_max_connections, 4, 65536),
+    OPT(coordinator_workers, 1, 256),
+    OPT(enclave_connections, 1, 16),
+    OPT(enclave_timeout_ms, 100, 600000),
     OPT(retry_max_ms, 100, 600000),
+    OPT(max_active_sessions_per_keygen, 0, 1000000),
+    OPT(max_body_bytes_total, 1024, (uint64_t)1 << 40),
+    OPT(rate_per_key_per_second, 0, 1000000),
+    OPT(rate_burst_per_key, 1, 1000000),
+    OPT(rate_limit_max_keys, 16, 1u << 24),
+    OPT(max_waiters, 0, 65536),
+    OPT(max_waiters_per_key, 0, 65536),
 };
 #undef OPT
 
@@ -235,12 +256,24 @@ km_err km_gw_config_validate(const km_gw_config *cfg, char *msg, size_t msg_len)
                 return fail(msg, msg_len, "enclaves %u and %u have the same public key", cfg->enclaves[i].id,
                             cfg->enclaves[j].id);
         }
+    if (cfg->max_body_bytes_total < cfg->max_body_bytes)
+        return fail(msg, msg_len, "'max_body_bytes_total' (%zu) must be at least 'max_body_bytes' (%zu)",
+                    cfg->max_body_bytes_total, cfg->max_body_bytes);
+    if (cfg->max_waiters > cfg->http_max_connections)
+        return fail(msg, msg_len, "'max_waiters' (%u) must not exceed 'http_max_connections' (%u)",
+                    cfg->max_waiters, cfg->http_max_connections);
     for (size_t i = 0; i < cfg->n_enclaves; i++) {
         secp256k1_pubkey pk;
         if (!secp256k1_ec_pubkey_parse(secp256k1_context_static, &pk, cfg->enclaves[i].pubkey, 33))
             return fail(msg, msg_len, "enclave %u: public_key is not a valid point", cfg->enclaves[i].id);
     }
     return KM_OK;
+}
+
+unsigned km_gw_config_max_waiters(const km_gw_config *cfg) {
+    if (cfg->max_waiters) return cfg->max_waiters;
+    unsigned n = cfg->http_max_connections - cfg->http_max_connections / 8;
+    return n ? n : 1;
 }
 
 km_err km_gw_config_read_key(const char *path, unsigned char seckey[32], char *msg, size_t msg_len) {

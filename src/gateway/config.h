@@ -29,10 +29,19 @@ typedef struct km_gw_config {
     km_gw_enclave_cfg enclaves[KM_GW_MAX_ENCLAVES];
     /* limits */
     size_t max_body_bytes;        /**< larger request bodies get 413 */
+    size_t max_body_bytes_total;  /**< request bodies buffered at once, all connections; over it 503 */
     unsigned max_wait_seconds;    /**< cap of ?wait= (long poll) */
     unsigned auth_window_seconds; /**< allowed clock skew of signed requests */
     unsigned max_participants;    /**< per keygen */
     unsigned max_timeout_seconds; /**< largest session timeout a client may ask for */
+    unsigned max_active_sessions_per_keygen; /**< signing sessions not yet completed/failed; 0 = no cap */
+    /* per-key request rate (token bucket per key whose signature verified) */
+    unsigned rate_per_key_per_second; /**< refill; 0 disables rate limiting */
+    unsigned rate_burst_per_key;      /**< bucket size */
+    unsigned rate_limit_max_keys;     /**< buckets kept (least recently used reused) */
+    /* long polls */
+    unsigned max_waiters;         /**< parked long polls in total; 0 = 7/8 of http_max_connections */
+    unsigned max_waiters_per_key; /**< parked long polls per signing key; 0 = no per-key cap */
     /* threads */
     unsigned http_threads;
     unsigned http_max_connections;
@@ -65,8 +74,14 @@ KM_WARN_UNUSED km_err km_gw_config_load_env(km_gw_config *cfg, char *msg, size_t
 KM_WARN_UNUSED km_err km_gw_config_set_listen(km_gw_config *cfg, const char *hostport);
 
 /** Final checks: a database path, a key file, at least one enclave, distinct
- *  ids, limits consistent. Returns: KM_OK; KM_ERR_PARSE with msg. */
+ *  ids, limits consistent (max_waiters <= http_max_connections).
+ *  Returns: KM_OK; KM_ERR_PARSE with msg. */
 KM_WARN_UNUSED km_err km_gw_config_validate(const km_gw_config *cfg, char *msg, size_t msg_len);
+
+/** The effective cap of parked long polls: max_waiters, or 7/8 of
+ *  http_max_connections when it is 0 (so that a flood of waiters always
+ *  leaves connections for other requests). Returns: the cap (>= 1). */
+unsigned km_gw_config_max_waiters(const km_gw_config *cfg);
 
 /** Read the gateway credential: 64 hex characters and an optional newline,
  *  in a file that only its owner may read (mode 0600 or stricter).

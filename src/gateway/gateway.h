@@ -16,6 +16,7 @@
 #include "gateway/config.h"
 #include "gateway/http.h"
 #include "gateway/pool.h"
+#include "gateway/ratelimit.h"
 #include "gateway/store.h"
 #include "keymeld/context.h"
 
@@ -40,6 +41,7 @@ typedef struct km_gateway {
     km_pool *pool;
     km_http_server *http;
     km_coord *coord;
+    km_ratelimit *rate;             /**< per-key request rate (always set; limiting may be disabled) */
     char owner[KM_STORE_OWNER_MAX]; /**< lease owner name (config instance_name, host:port or random) */
     int64_t started_at;
     km_gw_metrics metrics;

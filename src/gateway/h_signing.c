@@ -173,6 +173,23 @@ void km_h_signing_create(void *app, const km_http_request *req, km_http_response
                       km_gw_keygen_state_name(kg.state));
         goto out;
     }
+    /* A cap on sessions in progress per keygen bounds the work and rows one
+     * wallet's key can queue. Checked by a read, not in the creating
+     * transaction: concurrent creates can pass it by at most their number. */
+    unsigned cap = gw->cfg.max_active_sessions_per_keygen;
+    size_t active = 0;
+    if (cap && (err = km_store_signing_active_count(st, kg.id, cap, &active)) != KM_OK) {
+        km_gw_store_error(resp, err, "signing sessions");
+        goto out;
+    }
+    if (cap && active >= cap) {
+        km_http_error(resp, 429, "too_many_active_sessions",
+                      "this keygen already has %u signing sessions in progress; retry when one finishes",
+                      cap);
+        resp->extra_header_name = "Retry-After";
+        resp->extra_header_value = "1";
+        goto out;
+    }
     size_t n = registrations(st, kg.id, &users, &keys, &flags);
     for (size_t i = 0; i < n; i++)
         if (flags[i] & 1) sn.needs_approvals = 1;

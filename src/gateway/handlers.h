@@ -70,6 +70,9 @@ km_err km_gw_put_vbytes(km_buf *b, const unsigned char *p, size_t n);
  *  changed but is not final waits again (up to its first deadline); with
  *  ?until=change (the default) any change is answered. Call with the
  *  sequence read before loading state.
+ *  The wait counts against the signing key km_gw_auth left in
+ *  resp->wait_owner (max_waiters_per_key); over a waiter cap the HTTP layer
+ *  answers 503 server_busy or 429 too_many_waiters instead of waiting.
  *  Returns: 1 if resp is now a wait (the handler must return), 0 to answer
  *           now, -1 with resp answered 400 (bad wait or until value). */
 int km_gw_maybe_wait(km_gateway *gw, const km_http_request *req, km_http_response *resp, const char *key,

@@ -8,8 +8,9 @@
  *              routing, Content-Length limit. 404/405/413 are answered here,
  *              before any body byte is read.
  *   RQ_BODY    upload calls append to the body; the final call runs the handler.
- *   RQ_DISCARD a chunked body went over the limit: the rest is dropped and the
- *              final call answers 413.
+ *   RQ_DISCARD a chunked body went over the limit (or over the budget of
+ *              all bodies): the rest is dropped and the final call answers
+ *              413 (503 server_busy for the budget).
  *   RQ_PARKED  the handler asked to wait: the connection is suspended and the
  *              request sits in the wait table (a per-slot list for notify and a
  *              deadline heap for the timer). No thread is held.
@@ -69,6 +70,9 @@ struct km_rq {
     unsigned char *body;
     size_t body_len, body_cap;
     uint64_t discarded;
+    size_t reserved;   /* bytes of srv->body_bytes this request holds (its body buffer) */
+    int over_budget;   /* discarding because the budget of all bodies ran out: answer 503 */
+    uint64_t declared; /* Content-Length, or UINT64_MAX when the body is chunked or absent */
 
     /* Wait table membership (guarded by srv->mu). */
     char *wait_key;
@@ -78,6 +82,9 @@ struct km_rq {
     size_t heap_idx;
     km_rq *resume_next; /* private list of whoever took it out of the table */
     int was_parked;
+    uint64_t wait_owner; /* counted in srv->owners while parked; 0 = not counted */
+    uint64_t last_owner; /* the owner of its first wait: a resumed handler that waits again
+                            (it does not authenticate again) still counts against it */
 
     /* Decoded query, built on first km_http_query. */
     int query_parsed;
@@ -103,11 +110,22 @@ struct km_http_server {
 
     uint64_t seq[SEQ_SLOTS];
     km_rq *waiters[SEQ_SLOTS];
-    km_rq **heap; /* min-heap on deadline; capacity max_connections (a waiter is a connection) */
+    km_rq **heap; /* min-heap on deadline; room for every connection (a waiter is one) */
     size_t heap_len, heap_cap;
+    size_t max_waiters; /* <= heap_cap */
+    /* Parked requests per wait_owner: open addressing with linear probing,
+     * at least twice as many slots as there can be waiters (load <= 1/2). */
+    struct owner_slot {
+        uint64_t owner; /* 0 = empty */
+        uint32_t n;
+    } * owners;
+    size_t owners_mask;
     size_t live_parked;        /* parked at some point and not yet completed */
     size_t resuming;           /* taken out of the table, MHD_resume_connection not yet returned */
     atomic_ullong answered[6]; /* responses queued, by status class ([1] = 1xx ... [5] = 5xx) */
+    atomic_uint open_conns;    /* connections libmicrohttpd holds (accepted, not yet closed) */
+    atomic_size_t body_bytes;  /* body buffers held by all requests (see reserve_body) */
+    atomic_ullong refused;     /* connections closed at accept because open_conns was at the cap */
 };
 
 static const char *const JSON_TYPE = "application/json";
@@ -194,6 +212,45 @@ static unsigned key_slot(const char *key) {
     return (unsigned)(h ^ (h >> 32)) & (SEQ_SLOTS - 1);
 }
 
+/* The slot of owner in the owner table: its own, or the empty one where it
+ * would go. */
+static size_t owner_find(const km_http_server *s, uint64_t owner) {
+    size_t i = (size_t)(owner ^ (owner >> 29)) & s->owners_mask;
+    while (s->owners[i].owner != 0 && s->owners[i].owner != owner)
+        i = (i + 1) & s->owners_mask;
+    return i;
+}
+
+static uint32_t owner_count(const km_http_server *s, uint64_t owner) {
+    size_t i = owner_find(s, owner);
+    return s->owners[i].owner == owner ? s->owners[i].n : 0;
+}
+
+static void owner_add(km_http_server *s, uint64_t owner) {
+    size_t i = owner_find(s, owner);
+    s->owners[i].owner = owner;
+    s->owners[i].n++;
+}
+
+/* Remove one count; an owner at zero leaves the table (backward-shift
+ * deletion keeps every probe sequence unbroken without tombstones). */
+static void owner_remove(km_http_server *s, uint64_t owner) {
+    size_t i = owner_find(s, owner);
+    if (s->owners[i].owner != owner) return;
+    if (--s->owners[i].n > 0) return;
+    s->owners[i].owner = 0;
+    for (size_t j = (i + 1) & s->owners_mask; s->owners[j].owner != 0; j = (j + 1) & s->owners_mask) {
+        size_t home = (size_t)(s->owners[j].owner ^ (s->owners[j].owner >> 29)) & s->owners_mask;
+        /* Move j back into the hole at i unless its home lies cyclically in (i, j]. */
+        int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays) continue;
+        s->owners[i] = s->owners[j];
+        s->owners[j].owner = 0;
+        s->owners[j].n = 0;
+        i = j;
+    }
+}
+
 static void heap_swap(km_http_server *s, size_t a, size_t b) {
     km_rq *t = s->heap[a];
     s->heap[a] = s->heap[b];
@@ -242,6 +299,10 @@ static void take_waiter(km_http_server *s, km_rq *rq, km_rq **list) {
     if (rq->wnext) rq->wnext->wprev = rq->wprev;
     rq->wprev = rq->wnext = NULL;
     heap_remove(s, rq);
+    if (rq->wait_owner) {
+        owner_remove(s, rq->wait_owner);
+        rq->wait_owner = 0;
+    }
     rq->state = RQ_WOKEN;
     rq->resume_next = *list;
     *list = rq;
@@ -321,6 +382,10 @@ void km_http_notify(km_http_server *s, const char *key) {
 void km_http_counts(km_http_server *s, uint64_t out[6]) {
     for (int i = 0; i < 6; i++)
         out[i] = atomic_load(&s->answered[i]);
+}
+
+uint64_t km_http_refused(km_http_server *s) {
+    return atomic_load(&s->refused);
 }
 
 size_t km_http_waiting(km_http_server *s) {
@@ -518,10 +583,17 @@ static enum MHD_Result run_handler(km_http_server *s, km_rq *rq, int resumed) {
         rq->wait_key = key;
         rq->slot = key_slot(key);
         rq->deadline = resp.wait_until_ms;
+        if (resp.wait_owner) rq->last_owner = resp.wait_owner;
+        uint64_t owner = rq->last_owner;
 
         pthread_mutex_lock(&s->mu);
-        int park = !s->stopping && s->seq[rq->slot] == resp.wait_seq && rq->deadline > km_http_now_ms() &&
-                   s->heap_len < s->heap_cap;
+        int park = !s->stopping && s->seq[rq->slot] == resp.wait_seq && rq->deadline > km_http_now_ms();
+        /* Over a cap the client gets a refusal it can retry, not the current
+         * state: answering the state would invite an immediate re-poll. */
+        int busy = park && s->heap_len >= s->max_waiters;
+        int owner_busy =
+            park && !busy && owner && s->owners && owner_count(s, owner) >= s->cfg.max_waiters_per_owner;
+        if (busy || owner_busy) park = 0;
         if (park) {
             /* Suspend before the request becomes visible in the table: nobody
              * may resume a connection that is not suspended yet. */
@@ -538,15 +610,73 @@ static enum MHD_Result run_handler(km_http_server *s, km_rq *rq, int resumed) {
                 rq->was_parked = 1;
                 s->live_parked++;
             }
+            if (owner && s->owners) {
+                rq->wait_owner = owner;
+                owner_add(s, owner);
+            }
             if (rq->heap_idx == 0) pthread_cond_signal(&s->timer_cv);
         }
         pthread_mutex_unlock(&s->mu);
+        if (busy)
+            return send_error(rq, 503, "server_busy",
+                              "too many long polls are waiting on this gateway; retry later", "Retry-After",
+                              "1");
+        if (owner_busy)
+            return send_error(rq, 429, "too_many_waiters",
+                              "this key has too many long polls waiting; retry later", "Retry-After", "1");
         if (park) return MHD_YES; /* rq must not be touched any more: it may be resumed already */
         resumed = 1;              /* the state changed meanwhile (or we are stopping): answer now */
     }
 }
 
 /* ---- libmicrohttpd callbacks ------------------------------------------------------ */
+
+/* Bodies are buffered whole before the handler runs, so without a budget
+ * the memory they take is max_connections x max_body (16 GiB with the
+ * defaults). Every body buffer is counted against cfg.max_body_total:
+ * reserve the bytes of a buffer before allocating it, release them when the
+ * request ends. Returns 1 if `bytes` more could be reserved for rq. */
+static int reserve_body(km_http_server *s, km_rq *rq, size_t bytes) {
+    if (s->cfg.max_body_total == 0) return 1;
+    size_t cur = atomic_load(&s->body_bytes);
+    do {
+        if (bytes > s->cfg.max_body_total || cur > s->cfg.max_body_total - bytes) return 0;
+    } while (!atomic_compare_exchange_weak(&s->body_bytes, &cur, cur + bytes));
+    rq->reserved += bytes;
+    return 1;
+}
+
+static void release_body(km_http_server *s, km_rq *rq) {
+    if (rq->reserved) atomic_fetch_sub(&s->body_bytes, rq->reserved);
+    rq->reserved = 0;
+}
+
+/* Connection cap. libmicrohttpd's own limit, once reached, stops polling the
+ * listening socket: further clients then sit in the kernel's backlog with
+ * their connect() done and no answer for as long as the flood lasts. We
+ * rather count connections ourselves and close the ones above the cap right
+ * after accept, so a refused client knows at once; libmicrohttpd's limit is
+ * set a little higher only as a backstop (concurrent accepts on several
+ * threads can each pass the check before their connection is counted). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+    (void)addr;
+    (void)addrlen;
+    km_http_server *s = cls;
+    if (atomic_load(&s->open_conns) < s->cfg.max_connections) return MHD_YES;
+    atomic_fetch_add(&s->refused, 1);
+    return MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    (void)conn;
+    (void)socket_context;
+    km_http_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&s->open_conns, 1);
+    else if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub(&s->open_conns, 1);
+}
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
     km_rq *rq = calloc(1, sizeof *rq);
@@ -584,6 +714,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     km_rq *rq = *con_cls;
     if (rq == NULL) return;
     *con_cls = NULL;
+    release_body(s, rq);
     if (rq->was_parked) {
         pthread_mutex_lock(&s->mu);
         s->live_parked--;
@@ -687,8 +818,17 @@ static enum MHD_Result on_first_call(km_http_server *s, km_rq *rq, const char *m
     }
     const char *cl = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t clen = 0;
-    if (cl != NULL && parse_length(cl, &clen) == 0 && clen > s->cfg.max_body)
-        return send_error(rq, 413, "body_too_large", "request body too large", NULL, NULL);
+    rq->declared = UINT64_MAX;
+    if (cl != NULL && parse_length(cl, &clen) == 0) {
+        if (clen > s->cfg.max_body)
+            return send_error(rq, 413, "body_too_large", "request body too large", NULL, NULL);
+        rq->declared = clen;
+        /* The whole buffer is reserved before a byte is read: a client
+         * announcing a body the gateway has no room for is told so at once. */
+        if (clen > 0 && !reserve_body(s, rq, (size_t)clen))
+            return send_error(rq, 503, "server_busy",
+                              "too many request bodies are being received; retry later", "Retry-After", "1");
+    }
 
     rq->params = dup_bytes(rq->path, strlen(rq->path));
     if (rq->params == NULL) return MHD_NO;
@@ -705,13 +845,21 @@ static enum MHD_Result on_first_call(km_http_server *s, km_rq *rq, const char *m
     return MHD_YES;
 }
 
+/* Returns 1 appended, 0 over max_body, -1 out of memory, -2 over the budget of
+ * all bodies. */
 static int body_append(km_http_server *s, km_rq *rq, const char *data, size_t n) {
     if (n > s->cfg.max_body - rq->body_len) return 0;
     if (rq->body_len + n + 1 > rq->body_cap) {
         size_t cap = rq->body_cap ? rq->body_cap : 4096;
+        /* A declared length is the whole body (libmicrohttpd enforces it):
+         * one buffer of exactly that size, no doubling slack. */
+        if (rq->body_cap == 0 && rq->declared <= s->cfg.max_body) cap = (size_t)rq->declared + 1;
         while (cap < rq->body_len + n + 1)
             cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
         if (cap > s->cfg.max_body + 1) cap = s->cfg.max_body + 1;
+        /* The terminating NUL is not counted, so that a budget of max_body
+         * fits one body of max_body bytes. */
+        if (cap - 1 > rq->reserved && !reserve_body(s, rq, cap - 1 - rq->reserved)) return -2;
         unsigned char *b = realloc(rq->body, cap);
         if (b == NULL) return -1;
         rq->body = b;
@@ -737,8 +885,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     case RQ_BODY:
         if (*upload_data_size > 0) {
             int r = body_append(s, rq, upload_data, *upload_data_size);
-            if (r < 0) return MHD_NO;
-            if (r == 0) {
+            if (r == -1) return MHD_NO;
+            if (r <= 0) {
+                rq->over_budget = r == -2;
                 /* A chunked body went over the limit (a declared one was
                  * refused up front). A response cannot be queued while the
                  * upload runs, so drop the rest and answer at the end. */
@@ -746,6 +895,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 free(rq->body);
                 rq->body = NULL;
                 rq->body_len = rq->body_cap = 0;
+                release_body(s, rq);
                 rq->state = RQ_DISCARD;
             }
             *upload_data_size = 0;
@@ -760,6 +910,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             *upload_data_size = 0;
             return rq->discarded > 2 * (uint64_t)s->cfg.max_body + DISCARD_SLACK ? MHD_NO : MHD_YES;
         }
+        if (rq->over_budget)
+            return send_error(rq, 503, "server_busy",
+                              "too many request bodies are being received; retry later", "Retry-After", "1");
         return send_error(rq, 413, "body_too_large", "request body too large", NULL, NULL);
     case RQ_WOKEN:
         return run_handler(s, rq, 1);
@@ -876,6 +1029,7 @@ static void server_free(km_http_server *s) {
     pthread_cond_destroy(&s->timer_cv);
     pthread_mutex_destroy(&s->mu);
     free(s->heap);
+    free(s->owners);
     free(s);
 }
 
@@ -883,7 +1037,8 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
                      size_t n_routes, void *app) {
     *out = NULL;
     if (cfg->listen_host == NULL || cfg->max_body == 0 || cfg->max_body > SIZE_MAX / 4 || cfg->threads == 0 ||
-        cfg->threads > 256 || cfg->max_connections == 0 || (routes == NULL && n_routes > 0))
+        cfg->threads > 256 || cfg->max_connections == 0 || cfg->max_connections > (1u << 20) ||
+        (routes == NULL && n_routes > 0))
         return KM_ERR_ARG;
     for (size_t i = 0; i < n_routes; i++)
         if (routes[i].method == NULL || routes[i].method[0] == '\0' || routes[i].handler == NULL ||
@@ -913,8 +1068,19 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
     s->routes = routes;
     s->n_routes = n_routes;
     s->app = app;
-    s->heap_cap = cfg->max_connections;
+    /* A waiter is a connection; the accept check may let a few more than
+     * max_connections in at once (see on_accept), never more than this. */
+    s->heap_cap = (size_t)cfg->max_connections + cfg->threads + 16u;
     s->heap = calloc(s->heap_cap, sizeof *s->heap);
+    s->max_waiters =
+        cfg->max_waiters && cfg->max_waiters < cfg->max_connections ? cfg->max_waiters : cfg->max_connections;
+    if (cfg->max_waiters_per_owner) {
+        size_t slots = 2;
+        while (slots < 2 * s->heap_cap)
+            slots <<= 1;
+        s->owners_mask = slots - 1;
+        s->owners = calloc(slots, sizeof *s->owners);
+    }
     pthread_condattr_t ca;
     int cv_ok = pthread_condattr_init(&ca) == 0;
     if (cv_ok) {
@@ -924,6 +1090,7 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
     }
     if (!cv_ok) {
         free(s->heap);
+        free(s->owners);
         free(s);
         return KM_ERR_NOMEM;
     }
@@ -932,10 +1099,11 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
          * uninitialised one would be undefined, so leak-free exit is best effort. */
         pthread_cond_destroy(&s->timer_cv);
         free(s->heap);
+        free(s->owners);
         free(s);
         return KM_ERR_NOMEM;
     }
-    if (s->heap == NULL) {
+    if (s->heap == NULL || (cfg->max_waiters_per_owner && s->owners == NULL)) {
         server_free(s);
         return KM_ERR_NOMEM;
     }
@@ -945,12 +1113,14 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
     }
     s->timer_started = 1;
 
+    unsigned backstop = cfg->max_connections + cfg->threads + 16u;
     s->daemon = MHD_start_daemon(
-        flags, cfg->port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+        flags, cfg->port, on_accept, s, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, backstop,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
     if (s->daemon == NULL) {
         server_free(s);
         return KM_ERR_IO;

@@ -9,7 +9,8 @@
  * Every response carries `Cache-Control: no-store` (answers hold session state
  * and must not be replayed from a cache) and `X-Content-Type-Options: nosniff`.
  * Errors the layer produces itself are JSON `{"error":{"code":..,"message":..}}`
- * like the handlers' (not_found, method_not_allowed, body_too_large, internal).
+ * like the handlers' (not_found, method_not_allowed, body_too_large, server_busy,
+ * too_many_waiters, internal).
  *
  * Long polls. A handler that has nothing new to say may ask to wait instead of
  * answering: it reads the key's sequence number with km_http_wait_seq() BEFORE
@@ -22,6 +23,10 @@
  * connection is suspended in libmicrohttpd and resumed by notify, by the
  * deadline or by km_http_stop(). On resumption the handler runs again with
  * resumed = 1 and must answer with the current state (a second wait is a 500).
+ * Waiters are capped: with max_waiters requests parked, another wait is
+ * answered 503 "server_busy"; with max_waiters_per_owner parked for the same
+ * wait_owner, 429 "too_many_waiters"; both with Retry-After: 1. The handler
+ * is not run again in that case (the client was not answered).
  *
  * Requests are parsed strictly (libmicrohttpd's STRICT_FOR_CLIENT: e.g. an
  * HTTP/1.1 request without Host is refused). Malformed requests, oversized
@@ -89,6 +94,8 @@ typedef struct km_http_response {
     char wait_key_buf[64];  /**< storage for a wait key that lives as long as the response */
     uint64_t wait_seq;      /**< km_http_wait_seq(server, wait_key) read BEFORE looking at the state */
     uint64_t wait_until_ms; /**< CLOCK_MONOTONIC deadline in ms (see km_http_now_ms) */
+    uint64_t wait_owner;    /**< who waits (e.g. a hash of the signing key), counted against
+                                 max_waiters_per_owner; 0 = nobody in particular (not counted) */
 } km_http_response;
 
 /** A route handler.
@@ -113,12 +120,18 @@ typedef struct km_http_route {
 
 /** Server configuration. */
 typedef struct km_http_config {
-    const char *listen_host;       /**< IPv4 dotted ("127.0.0.1", "0.0.0.0") or IPv6 ("::1", "::") */
-    uint16_t port;                 /**< 0 = ephemeral (then km_http_port tells) */
-    size_t max_body;               /**< largest body accepted, bytes (>= 1) */
-    unsigned threads;              /**< libmicrohttpd pool threads, 1..256 */
-    unsigned max_connections;      /**< concurrent connections (waiters included), >= 1 */
-    unsigned connection_timeout_s; /**< idle timeout of a connection; 0 = none (not for production) */
+    const char *listen_host;        /**< IPv4 dotted ("127.0.0.1", "0.0.0.0") or IPv6 ("::1", "::") */
+    uint16_t port;                  /**< 0 = ephemeral (then km_http_port tells) */
+    size_t max_body;                /**< largest body accepted, bytes (>= 1) */
+    unsigned threads;               /**< libmicrohttpd pool threads, 1..256 */
+    unsigned max_connections;       /**< concurrent connections (waiters included), 1..2^20; a
+                                         connection above it is closed right after accept */
+    unsigned connection_timeout_s;  /**< idle timeout of a connection; 0 = none (not for production) */
+    unsigned max_waiters;           /**< parked long polls in total; 0 or above max_connections =
+                                         max_connections */
+    unsigned max_waiters_per_owner; /**< parked long polls per wait_owner; 0 = no such cap */
+    size_t max_body_total;          /**< bytes of request bodies buffered at once over all
+                                         connections (>= max_body); 0 = no such cap */
 } km_http_config;
 
 /** Start a server listening on cfg's address with the given routes.
@@ -134,7 +147,10 @@ typedef struct km_http_config {
  *  it exceeds max_body the rest is discarded and the request answered 413 when
  *  the upload ends (after 2 * max_body + 64 KiB of discarded data the
  *  connection is closed without an answer). The handler never sees a partial
- *  body.
+ *  body. All body buffers together are held to max_body_total: a request whose
+ *  declared body does not fit is answered 503 "server_busy" (Retry-After: 1)
+ *  before its body is read; a chunked one that stops fitting is discarded and
+ *  answered 503 when its upload ends.
  *
  *  Returns: KM_OK; KM_ERR_ARG for a bad config or route table (NULL strings,
  *           pattern not starting with '/', empty segment, malformed {param},
@@ -183,6 +199,10 @@ void km_http_notify(km_http_server *s, const char *key) KM_NONNULL(1, 2);
 /** Number of requests currently parked in a wait (for metrics and tests).
  *  Returns: the count at the time of the call. In: s: a running server. */
 size_t km_http_waiting(km_http_server *s) KM_NONNULL(1);
+
+/** Connections closed at accept because max_connections were open, since
+ *  the server started (for metrics and tests). In: s: a running server. */
+uint64_t km_http_refused(km_http_server *s) KM_NONNULL(1);
 
 /** Responses this server has queued since it started, by status class:
  *  out[1] 1xx ... out[5] 5xx (out[0] is unused, 0). Errors that libmicrohttpd

@@ -284,6 +284,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "keymeld-gateway: enclave pool: %s\n", km_strerror(err));
         goto out;
     }
+    err = km_ratelimit_new(&gw->rate, gw->cfg.rate_per_key_per_second, gw->cfg.rate_burst_per_key,
+                           gw->cfg.rate_limit_max_keys);
+    if (err) {
+        fprintf(stderr, "keymeld-gateway: rate limiter: %s\n", km_strerror(err));
+        goto out;
+    }
     err = km_coord_start(gw);
     if (err) {
         fprintf(stderr, "keymeld-gateway: coordinator: %s\n", km_strerror(err));
@@ -297,6 +303,9 @@ int main(int argc, char **argv) {
     hc.threads = gw->cfg.http_threads;
     hc.max_connections = gw->cfg.http_max_connections;
     hc.connection_timeout_s = gw->cfg.max_wait_seconds + 30;
+    hc.max_waiters = km_gw_config_max_waiters(&gw->cfg);
+    hc.max_waiters_per_owner = gw->cfg.max_waiters_per_key;
+    hc.max_body_total = gw->cfg.max_body_bytes_total;
     size_t n_routes;
     const km_http_route *routes = km_gw_routes(&n_routes);
     err = km_http_start(&gw->http, &hc, routes, n_routes, gw);
@@ -326,6 +335,7 @@ out:
     gw->http = NULL;
     km_coord_free(gw);
     if (gw->pool) km_pool_destroy(gw->pool);
+    km_ratelimit_free(gw->rate);
     for (size_t i = 0; i < gw->n_stores; i++)
         km_store_close(gw->stores[i]);
     free(gw->stores);

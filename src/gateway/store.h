@@ -368,6 +368,19 @@ void km_store_signing_clear(km_store_signing *s);
 km_err km_store_signing_count(km_store *st, const unsigned char keygen_id[KM_STORE_ID_LEN],
                               size_t *n) KM_WARN_UNUSED;
 
+/** Number of a keygen's signing sessions that are not final (collecting
+ *  approvals, nonces, partials, finalizing), counted up to limit.
+ *
+ *  Cost: proportional to the result (a partial index of active sessions),
+ *  not to the keygen's history. A read: a create racing with it is not
+ *  seen, so a cap checked with it may be passed by concurrent creates.
+ *  Returns: KM_OK; KM_ERR_ARG; KM_ERR_IO. A keygen that does not exist
+ *           has 0.
+ *  Out:     n: min(count, limit); 0 on failure.
+ */
+km_err km_store_signing_active_count(km_store *st, const unsigned char keygen_id[KM_STORE_ID_LEN],
+                                     size_t limit, size_t *n) KM_WARN_UNUSED;
+
 /** Move a signing session.
  *
  *  Legal: collecting_approvals -> nonces -> partials -> finalizing; partials|

@@ -122,6 +122,27 @@ km_err km_store_signing_count(km_store *st, const unsigned char keygen_id[KM_STO
     return err;
 }
 
+km_err km_store_signing_active_count(km_store *st, const unsigned char keygen_id[KM_STORE_ID_LEN],
+                                     size_t limit, size_t *n) {
+    if (n) *n = 0;
+    if (st == NULL || keygen_id == NULL || n == NULL) return KM_ERR_ARG;
+    sqlite3_stmt *s;
+    /* The state list is the WHERE of the partial index
+     * signing_sessions_keygen_active (schema v3), so only the keygen's
+     * active sessions are visited, never its history; LIMIT stops there. */
+    km_err err = prep(st,
+                      "SELECT count(*) FROM (SELECT 1 FROM signing_sessions WHERE keygen_id = ? AND state IN"
+                      " ('collecting_approvals','nonces','partials','finalizing') LIMIT ?)",
+                      &s);
+    if (err) return err;
+    int rc = bind_id(s, 1, keygen_id);
+    if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+    err = step_row(s, rc);
+    if (err == KM_OK) *n = (size_t)sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return err;
+}
+
 typedef struct approval_out {
     unsigned char (*users)[KM_STORE_ID_LEN];
     unsigned char (*sigs)[KM_STORE_APPROVAL_LEN];

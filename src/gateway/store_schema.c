@@ -200,15 +200,20 @@ static const char *const MIGRATION_2[] = {
 };
 #undef ZERO_KEY
 
-/* Version 3: one row that km_store_sync bumps in a durable commit. A commit
+/* Version 3: one row that km_store_sync bumps in a durable commit (a commit
  * that writes nothing does not sync the log; this one always changes a page,
- * so it puts every earlier relaxed commit on disk. */
+ * so it puts every earlier relaxed commit on disk); and the active signing
+ * sessions of a keygen, for the gateway's cap on them
+ * (max_active_sessions_per_keygen), counted without reading the keygen's
+ * finished sessions. */
 static const char *const MIGRATION_3[] = {
     "CREATE TABLE sync_marks("
     "  id INTEGER PRIMARY KEY CHECK(id = 0),"
     "  seq INTEGER NOT NULL CHECK(seq >= 0)"
     ") STRICT;",
     "INSERT INTO sync_marks(id, seq) VALUES (0, 0);",
+    "CREATE INDEX signing_sessions_keygen_active ON signing_sessions(keygen_id)"
+    "  WHERE state IN ('collecting_approvals','nonces','partials','finalizing');",
     NULL,
 };
 
