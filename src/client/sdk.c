@@ -114,7 +114,8 @@ km_err sdk_post(km_sdk *sdk, const char *target, const char *body, size_t len,
         km_client_response_clear(out);
         km_err err = km_client_call_raw(sdk->client, "POST", target, (const unsigned char *)body, len,
                                         "application/json", signer, NULL, out);
-        int transient = err == KM_ERR_IO || (!err && out->status >= 500);
+        /* 5xx and 429 (a rate or waiter cap: Retry-After 1) are worth another try. */
+        int transient = err == KM_ERR_IO || (!err && (out->status >= 500 || out->status == 429));
         if (!transient || sdk_now_ms() >= deadline) {
             if (err == KM_ERR_IO)
                 return sdk_fail(sdk, err, "POST %s: no answer from the gateway (%s)", target,
@@ -122,7 +123,7 @@ km_err sdk_post(km_sdk *sdk, const char *target, const char *body, size_t len,
             if (err) return sdk_fail(sdk, err, "POST %s: %s", target, km_strerror(err));
             return KM_OK;
         }
-        sdk_sleep_ms(out->status == 503 ? 500 : SDK_RETRY_PAUSE_MS);
+        sdk_sleep_ms(out->status == 503 || out->status == 429 ? 500 : SDK_RETRY_PAUSE_MS);
     }
 }
 
@@ -143,7 +144,7 @@ km_err sdk_poll(km_sdk *sdk, const char *base, const secp256k1_keypair *signer, 
         char target[256];
         snprintf(target, sizeof target, "%s?wait=%u&until=final", base, wait_s);
         km_err err = sdk_call(sdk, "GET", target, NULL, signer, out);
-        if (err == KM_ERR_IO || (!err && out->status >= 500)) {
+        if (err == KM_ERR_IO || (!err && (out->status >= 500 || out->status == 429))) {
             if (!err) sdk_http_fail(sdk, out, "status");
             last = err ? KM_ERR_IO : KM_ERR_RANGE;
             if (sdk_now_ms() < deadline) sdk_sleep_ms(SDK_RETRY_PAUSE_MS);
