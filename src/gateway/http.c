@@ -891,6 +891,11 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
     }
     s->timer_started = 1;
 
+    /* Published before libmicrohttpd accepts anything: a request can be
+     * handled before MHD_start_daemon returns, and handlers reach the server
+     * through *out (the gateway's long polls call km_http_wait_seq(gw->http)
+     * first; a gateway restarted under retrying clients crashed on NULL). */
+    *out = s;
     s->daemon = MHD_start_daemon(
         flags, cfg->port, NULL, NULL, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT,
@@ -898,6 +903,7 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
     if (s->daemon == NULL) {
+        *out = NULL;
         server_free(s);
         return KM_ERR_IO;
     }
@@ -905,10 +911,10 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
     s->port = info ? info->port : 0;
     if (s->port == 0) {
         MHD_stop_daemon(s->daemon);
+        *out = NULL;
         server_free(s);
         return KM_ERR_IO;
     }
-    *out = s;
     return KM_OK;
 }
 
