@@ -70,12 +70,18 @@ static int load_trust(ch_run *run) {
     return bad ? -1 : 0;
 }
 
-/* Restart what was killed; a restart that fails five times ends the run. */
+/* Restart what was killed. A start that fails (the process crashed or
+ * exited before it was ready: its log tail is printed) is a violation: a
+ * gateway must always start on its own database, an enclave on its state.
+ * A restart that fails five times ends the run. */
 static void restart_gateway(ch_run *run) {
     km_err err = KM_ERR_IO;
     for (int tries = 0; tries < 5 && err; tries++) {
         err = km_gwtest_gateway_start(&run->t);
-        if (err) ch_sleep_ms(300);
+        if (err) {
+            ch_violation(run, "the gateway did not start on its database (%s)", km_err_name(err));
+            ch_sleep_ms(300);
+        }
     }
     if (err) {
         /* Clients are still running: no atexit clean-up under their feet;
@@ -89,7 +95,10 @@ static void restart_enclave(ch_run *run, int i) {
     km_err err = KM_ERR_IO;
     for (int tries = 0; tries < 5 && err; tries++) {
         err = km_devnet_restart(&run->t.enc[i]);
-        if (err) ch_sleep_ms(300);
+        if (err) {
+            ch_violation(run, "enclave %d did not restart on its state (%s)", i, km_err_name(err));
+            ch_sleep_ms(300);
+        }
     }
     if (err) {
         fprintf(stderr, "chaos: enclave %d does not restart: %s\n", i, km_err_name(err));
