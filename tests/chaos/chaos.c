@@ -367,8 +367,8 @@ int main(int argc, char **argv) {
     printf(
         "  signatures verified:   %zu (plain and adaptor units; every acknowledged session re-read: %zu)\n",
         units, confirmed);
-    printf("  client retries:        %u after outages; %u approvals answered 409 after a lost answer\n",
-           atomic_load(&run->retries), atomic_load(&run->approve_conflicts));
+    printf("  client retries:        %u calls repeated after outages (beyond the SDK's own)\n",
+           atomic_load(&run->retries));
     printf("  lost:                  %zu\n", lost);
     printf("  nonce reuse:           %zu (%zu nonce points)\n", repeats, run->n_R);
     printf("  integrity:             %s\n", integrity);
@@ -399,10 +399,9 @@ int main(int argc, char **argv) {
             fprintf(jf, ", \"count\": %u}", reasons[i].n);
         }
         fprintf(jf,
-                "],\n  \"signatures_verified\": %zu,\n  \"retries\": %u,\n  \"approve_conflicts\": %u,\n"
+                "],\n  \"signatures_verified\": %zu,\n  \"retries\": %u,\n"
                 "  \"lost\": %zu,\n  \"nonce_points\": %zu,\n  \"nonce_reuse\": %zu,\n  \"integrity\": ",
-                units, atomic_load(&run->retries), atomic_load(&run->approve_conflicts), lost, run->n_R,
-                repeats);
+                units, atomic_load(&run->retries), lost, run->n_R, repeats);
         json_str(jf, integrity);
         fprintf(jf, ",\n  \"violations\": %u,\n  \"first_violation\": ", run->violations);
         json_str(jf, run->first_violation);

@@ -93,7 +93,6 @@ typedef struct ch_run {
     atomic_uint kills_gateway, kills_enclave;
     atomic_uint kg_unacked, sg_unacked; /* creates the gateway never acknowledged */
     atomic_uint retries;                /* calls repeated after an outage */
-    atomic_uint approve_conflicts;      /* an approval repeated after a lost answer: 409 */
 } ch_run;
 
 /** Monotonic milliseconds. */

@@ -447,23 +447,15 @@ static ch_signing *signing(ch_client *c, km_sdk *sdk, uint64_t *rng, ch_keygen *
     atomic_fetch_add(&run->sessions_started, 1);
     if (!append(run, (void ***)&run->sgs, &run->n_sgs, &run->cap_sgs, s)) abort();
     if (!kg->approval) return s;
-    /* The approval is a fresh BIP-340 signature on every call: if the answer
-     * to an approval that landed is lost, the repeat is a different
-     * signature and is answered 409 (the stored one stands). */
-    int repeated = 0;
+    /* The SDK's approval is deterministic: a repeat after a lost answer is
+     * the same request and is answered like the first. */
     for (;;) {
         err = km_sdk_sign_approve(sdk, kg->s, 0, kg->p[0].auth, &s->id, s->items, s->n_items);
-        if (!err) break;
-        if (repeated && err == KM_ERR_STATE && strstr(km_sdk_last_error(sdk), "already approved")) {
-            atomic_fetch_add(&run->approve_conflicts, 1);
-            break;
-        }
-        if (!may_retry(run, err, sdk)) {
-            snprintf(s->reason, sizeof s->reason, "approve: %s", km_sdk_last_error(sdk));
-            ch_violation(run, "approval not accepted: %s", km_sdk_last_error(sdk));
-            break;
-        }
-        repeated = 1;
+        if (!err || !may_retry(run, err, sdk)) break;
+    }
+    if (err) {
+        snprintf(s->reason, sizeof s->reason, "approve: %s", km_sdk_last_error(sdk));
+        ch_violation(run, "approval not accepted: %s", km_sdk_last_error(sdk));
     }
     return s;
 }
