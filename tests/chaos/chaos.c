@@ -364,6 +364,7 @@ int main(int argc, char **argv) {
            run->n_sgs, sg_done, sg_failed, atomic_load(&run->sg_unacked));
     for (size_t i = 0; i < n_reasons; i++)
         printf("    failed %4u x  %s\n", reasons[i].n, reasons[i].reason);
+    if (run->first_unacked[0]) printf("    first create never acknowledged: %s\n", run->first_unacked);
     printf(
         "  signatures verified:   %zu (plain and adaptor units; every acknowledged session re-read: %zu)\n",
         units, confirmed);

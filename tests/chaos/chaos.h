@@ -89,6 +89,7 @@ typedef struct ch_run {
     size_t n_R, cap_R;
     unsigned violations;
     char first_violation[300];
+    char first_unacked[300]; /* why the first create was never acknowledged */
 
     atomic_uint kills_gateway, kills_enclave;
     atomic_uint kg_unacked, sg_unacked; /* creates the gateway never acknowledged */

@@ -33,11 +33,18 @@ size_t ch_settle(ch_run *run, km_sdk *sdk, unsigned wait_s) {
             fprintf(stderr, "chaos: LOST signing %zu: %s\n", i, s->reason[0] ? s->reason : "not final");
         } else if (s->failed && !s->reason[0]) {
             ch_violation(run, "signing session %zu failed without a reason", i);
+        } else if (s->failed && strncmp(s->reason, "signing round lost", 18) != 0) {
+            /* Honest clients, honest enclaves: the storm explains only a
+             * session whose rounds were lost too often. Anything else (e.g.
+             * a refusal by an enclave that was not restored yet) is a bug. */
+            ch_violation(run, "signing session %zu failed for a reason kills do not explain: %s", i,
+                         s->reason);
         }
     }
     for (size_t i = 0; i < run->n_kgs; i++)
-        if (run->kgs[i]->failed && !run->kgs[i]->reason[0])
-            ch_violation(run, "keygen %zu failed without a reason", i);
+        if (run->kgs[i]->failed)
+            ch_violation(run, "keygen %zu failed: %s", i,
+                         run->kgs[i]->reason[0] ? run->kgs[i]->reason : "(no reason given)");
     return lost;
 }
 

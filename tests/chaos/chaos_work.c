@@ -70,11 +70,22 @@ km_err ch_sdk_open(ch_run *run, km_sdk **out) {
     return err;
 }
 
-/* A failure that an outage explains: no answer, or a 5xx (the SDK records
- * "...: HTTP 5xx ..."). */
+/* A failure that an outage explains: no answer, or 502/503/504 (the SDK
+ * records "...: HTTP 503 ..."). A 500 is the gateway's own fault: not
+ * excused. */
 static int transient(km_err e, const km_sdk *sdk) {
     if (e == KM_ERR_IO) return 1;
-    return e == KM_ERR_STATE && strstr(km_sdk_last_error(sdk), "HTTP 5") != NULL;
+    const char *m = km_sdk_last_error(sdk);
+    return e == KM_ERR_STATE && (strstr(m, "HTTP 502") || strstr(m, "HTTP 503") || strstr(m, "HTTP 504"));
+}
+
+/* A create never acknowledged: counted, and the first reason kept. */
+static void unacked(ch_run *run, atomic_uint *counter, const km_sdk *sdk) {
+    atomic_fetch_add(counter, 1);
+    pthread_mutex_lock(&run->mu);
+    if (!run->first_unacked[0])
+        snprintf(run->first_unacked, sizeof run->first_unacked, "%s", km_sdk_last_error(sdk));
+    pthread_mutex_unlock(&run->mu);
 }
 
 /* May a failed call be repeated? Counts the repeat. */
@@ -204,7 +215,7 @@ static ch_keygen *keygen(ch_client *c, km_sdk *sdk, uint64_t *rng) {
     km_err err = km_sdk_keygen_create(sdk, &kp, &kg->s);
     if (err) {
         if (transient(err, sdk))
-            atomic_fetch_add(&run->kg_unacked, 1);
+            unacked(run, &run->kg_unacked, sdk);
         else
             ch_violation(run, "keygen create refused: %s", km_sdk_last_error(sdk));
         km_wipe(kg, sizeof *kg);
@@ -436,7 +447,7 @@ static ch_signing *signing(ch_client *c, km_sdk *sdk, uint64_t *rng, ch_keygen *
     }
     if (err) {
         if (transient(err, sdk) || err == KM_ERR_RANGE)
-            atomic_fetch_add(&run->sg_unacked, 1);
+            unacked(run, &run->sg_unacked, sdk);
         else
             ch_violation(run, "signing create refused: %s", km_sdk_last_error(sdk));
         km_wipe(s, sizeof *s);
