@@ -100,6 +100,9 @@ km_err km_gw_put_vbytes(km_buf *b, const unsigned char *p, size_t n) {
 int km_gw_enclave(km_gateway *gw, uint32_t enclave_id, uint16_t cmd, const km_buf *body, km_buf *reply,
                   km_err *code, km_http_response *resp) {
     if (code) *code = KM_ERR__COUNT;
+    /* Taken before the readiness check: the call may reach a process that
+     * started after it and has not been restored (see below). */
+    uint64_t gen = km_pool_generation(gw->pool, enclave_id);
     if (!km_coord_enclave_ready(gw, enclave_id)) {
         km_http_error(resp, 503, "enclave_unavailable",
                       "enclave %u is not reachable or is being restored; retry later", enclave_id);
@@ -108,8 +111,13 @@ int km_gw_enclave(km_gateway *gw, uint32_t enclave_id, uint16_t cmd, const km_bu
         return 0;
     }
     uint16_t status = 0;
-    km_err err = km_pool_call(gw->pool, enclave_id, cmd, body ? body->data : NULL, body ? body->len : 0,
-                              &status, reply);
+    uint64_t answered = 0;
+    km_err err = km_pool_call_gen(gw->pool, enclave_id, cmd, body ? body->data : NULL, body ? body->len : 0,
+                                  &status, reply, &answered);
+    /* A refusal by a process newer than the one found ready (e.g. "keygen
+     * unknown" before the restore reached it) is an outage, not an answer
+     * (found by keymeld-chaos in the coordinator, which had the same race). */
+    if (!err && status != KM_OK && answered != gen) err = KM_ERR_IO;
     if (err) {
         km_http_error(resp, 503, "enclave_unavailable", "enclave %u did not answer %s (%s)", enclave_id,
                       km_cmd_name(cmd), km_err_name(err));
