@@ -218,8 +218,11 @@ KM_WARN_UNUSED km_err km_sdk_sign_create(km_sdk *sdk, const km_sdk_session *s, c
 
 /** Approve a signing session as participant i: sign the approval digest of
  *  exactly these items with the auth key and POST it (signed with the auth
- *  key). The participant's enclave checks it.
- *  Returns: KM_OK; KM_ERR_VERIFY (the enclave refused the approval);
+ *  key). The participant's enclave checks it. The approval signature is
+ *  deterministic (BIP-340 with zero auxiliary data), so a repeat is the same
+ *  request: transport errors and 5xx answers are retried for 20 s, and an
+ *  approval repeated after a lost answer is answered like the first.
+ *  Returns: KM_OK (also for an identical repeat); KM_ERR_VERIFY (the enclave refused the approval);
  *           KM_ERR_STATE (refused otherwise, e.g. signed by a key that is not
  *           the participant's, or no approval pending); KM_ERR_RANGE (i);
  *           KM_ERR_INVALID_KEY; KM_ERR_ARG; KM_ERR_IO. */

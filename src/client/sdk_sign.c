@@ -95,7 +95,12 @@ km_err km_sdk_sign_approve(km_sdk *sdk, const km_sdk_session *s, size_t i,
     unsigned char digest[32], sig[64];
     km_sign_approval_digest(digest, signing_id, &s->keygen_id, pt.data, pt.len);
     km_buf_free(&pt);
-    err = km_single_schnorr_sign(sdk->ctx, sig, digest, 32, auth_seckey);
+    /* Deterministic (BIP-340 with zero auxiliary data: the nonce still
+     * depends on the key and the digest): a repeat after a lost answer sends
+     * the same signature, which the gateway answers 200 like the first; a
+     * fresh signature would be refused 409 as another approval. */
+    static const unsigned char zero_aux[32];
+    err = km_single_schnorr_sign_aux(sdk->ctx, sig, digest, 32, auth_seckey, zero_aux);
     if (err)
         return sdk_fail(sdk, err == KM_ERR_INVALID_KEY ? KM_ERR_INVALID_KEY : err,
                         "approve: cannot sign (%s)", km_strerror(err));
@@ -104,13 +109,16 @@ km_err km_sdk_sign_approve(km_sdk *sdk, const km_sdk_session *s, size_t i,
     km_uuid_format(uid, &s->users[i]);
     snprintf(target, sizeof target, "/api/v1/signing/%s/approve/%s", sid, uid);
     json_t *body = json_pack("{s:o}", "signature", sdk_hexj(sig, 64));
-    if (!body) return sdk_fail(sdk, KM_ERR_NOMEM, "out of memory");
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) return sdk_fail(sdk, KM_ERR_NOMEM, "out of memory");
     km_client_response r = {0};
     secp256k1_keypair kp;
     err = sdk_keypair(sdk->ctx, &kp, auth_seckey);
-    if (!err) err = sdk_call(sdk, "POST", target, body, &kp, &r);
+    /* Retried through outages like a create: the same bytes each time. */
+    if (!err) err = sdk_post(sdk, target, text, strlen(text), &kp, &r);
     km_wipe(&kp, sizeof kp);
-    json_decref(body);
+    free(text);
     if (!err && r.status != 200) {
         const char *code = km_client_error_code(&r);
         err = sdk_http_fail(sdk, &r, "approve");

@@ -172,6 +172,23 @@ static km_err call_all(km_gateway *gw, task *t, const uint32_t *encs, size_t m, 
     return first_transport;
 }
 
+/* The pool generation (process) of each enclave, taken BEFORE the readiness
+ * check: a step's calls can reach a process that started after the check. */
+static void gens_of(km_gateway *gw, const uint32_t *encs, size_t m, uint64_t *gens) {
+    for (size_t i = 0; i < m; i++)
+        gens[i] = km_pool_generation(gw->pool, encs[i]);
+}
+
+/* Did an enclave restart since gens_of? Its refusal (e.g. "keygen unknown"
+ * from a process not restored yet) then says nothing about the session: the
+ * step is retried once the enclave is restored, not failed (found by
+ * keymeld-chaos). */
+static int restarted_since(km_gateway *gw, const uint32_t *encs, size_t m, const uint64_t *gens) {
+    for (size_t i = 0; i < m; i++)
+        if (km_pool_generation(gw->pool, encs[i]) != gens[i]) return 1;
+    return 0;
+}
+
 /* Replies of a parallel call: one buffer per enclave. */
 typedef struct replies {
     km_buf r[KM_GW_MAX_ENCLAVES];
@@ -279,6 +296,8 @@ static int run_keygen(km_gateway *gw, km_store *st, task *t) {
         rc = R_RETRY;
         goto out;
     }
+    uint64_t gens[KM_GW_MAX_ENCLAVES];
+    gens_of(gw, encs, m, gens);
     for (size_t i = 0; i < m; i++)
         if (!km_coord_enclave_ready(gw, encs[i])) {
             snprintf(t->last_error, sizeof t->last_error, "enclave %u not ready", encs[i]);
@@ -295,7 +314,9 @@ static int run_keygen(km_gateway *gw, km_store *st, task *t) {
     } else {
         for (i = 0; i < m && rs.code[i] == KM_OK; i++) {
         }
-        if (i < m) {
+        if (i < m && restarted_since(gw, encs, m, gens)) {
+            rc = R_RETRY;
+        } else if (i < m) {
             fail_session(gw, st, T_KEYGEN, t->id, t->last_error);
         } else if (km_store_keygen_complete(st, t->id, rs.r[0].data, rs.r[0].len, km_gw_now()) != KM_OK) {
             rc = R_RETRY;
@@ -452,6 +473,7 @@ typedef struct signing_ctx {
     km_store_assignment *as;
     size_t n;
     uint32_t encs[KM_GW_MAX_ENCLAVES];
+    uint64_t gens[KM_GW_MAX_ENCLAVES]; /* their generations when the step began */
     size_t m;
     km_buf body, reply;
 } signing_ctx;
@@ -459,6 +481,7 @@ typedef struct signing_ctx {
 /* An enclave refused: the session fails with the enclave's words (e.g.
  * "... invalid partial signature from participant <uuid>"). */
 static int refused(signing_ctx *x) {
+    if (restarted_since(x->gw, x->encs, x->m, x->gens)) return S_RETRY;
     fail_session(x->gw, x->st, T_SIGNING, x->t->id, x->t->last_error);
     return S_END;
 }
@@ -596,6 +619,7 @@ static int run_signing(km_gateway *gw, km_store *st, task *t) {
             break;
         }
         size_t i;
+        gens_of(gw, x.encs, x.m, x.gens);
         for (i = 0; i < x.m && km_coord_enclave_ready(gw, x.encs[i]); i++) {
         }
         if (i < x.m) {

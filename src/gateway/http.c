@@ -1113,6 +1113,11 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
     }
     s->timer_started = 1;
 
+    /* Published before libmicrohttpd accepts anything: a request can be
+     * handled before MHD_start_daemon returns, and handlers reach the server
+     * through *out (the gateway's long polls call km_http_wait_seq(gw->http)
+     * first; a gateway restarted under retrying clients crashed on NULL). */
+    *out = s;
     unsigned backstop = cfg->max_connections + cfg->threads + 16u;
     s->daemon = MHD_start_daemon(
         flags, cfg->port, on_accept, s, on_access, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
@@ -1122,6 +1127,7 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
     if (s->daemon == NULL) {
+        *out = NULL;
         server_free(s);
         return KM_ERR_IO;
     }
@@ -1129,10 +1135,10 @@ km_err km_http_start(km_http_server **out, const km_http_config *cfg, const km_h
     s->port = info ? info->port : 0;
     if (s->port == 0) {
         MHD_stop_daemon(s->daemon);
+        *out = NULL;
         server_free(s);
         return KM_ERR_IO;
     }
-    *out = s;
     return KM_OK;
 }
 

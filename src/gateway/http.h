@@ -157,7 +157,9 @@ typedef struct km_http_config {
  *           more than KM_HTTP_MAX_PARAMS params, unknown host syntax, threads or
  *           max_connections out of range); KM_ERR_IO if the daemon cannot start
  *           (e.g. the port is taken); KM_ERR_NOMEM.
- *  Out:     out: the server on success, NULL on failure.
+ *  Out:     out: the server on success, NULL on failure. It is set before the
+ *           server accepts its first connection, so handlers may reach the
+ *           server through it (a request can be handled before this returns).
  *  In:      cfg: configuration (copied). routes: n_routes entries (n_routes may
  *           be 0); the array and its strings must stay valid until km_http_stop.
  *           app: passed to every handler; may be NULL.
