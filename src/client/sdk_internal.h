@@ -89,6 +89,7 @@ struct km_sdk_session {
     /* The participants' keys of a checked keygen result (have_result). */
     int have_result;
     unsigned char (*pubkeys)[33];
+    unsigned char output_xonly[32]; /* their aggregate with the session's tweak (have_result) */
 };
 
 /* ---- errors ----------------------------------------------------------------- */

@@ -417,6 +417,7 @@ km_err km_sdk_keygen_wait(km_sdk *sdk, km_sdk_session *s, unsigned timeout_s, km
     km_err err = sdk_keygen_result(sdk, s, timeout_s, out);
     if (err) return err;
     memcpy(s->pubkeys, out->pubkeys, s->n * 33);
+    memcpy(s->output_xonly, out->output_xonly, 32); /* recomputed and checked by sdk_keygen_result */
     s->have_result = 1;
     sdk->err[0] = '\0';
     return KM_OK;

@@ -143,9 +143,10 @@ void km_sdk_sign_result_clear(km_sdk_sign_result *r) {
 /* The x-only key item it must verify under: KeyAgg of its signer set (all
  * participants or its subset) with its own tweak or the session's. */
 static km_err expected_key(km_sdk *sdk, const km_sdk_session *s, const unsigned char (*keys)[33],
-                           const km_musig_keyagg *full, const km_sign_item *it, unsigned char out32[32]) {
+                           const unsigned char full_xonly[32], const km_sign_item *it,
+                           unsigned char out32[32]) {
     if (!it->has_subset && !it->own_tweak) {
-        memcpy(out32, full->output_xonly, 32);
+        memcpy(out32, full_xonly, 32);
         return KM_OK;
     }
     int sub = it->has_subset ? sdk_session_subset(s, &it->subset_id) : -1;
@@ -175,7 +176,14 @@ static km_err check_result(km_sdk *sdk, const km_sdk_session *s, const unsigned 
     uint32_t count;
     size_t n_R = 0, cap_R = 0;
     unsigned char(*Rs)[32] = NULL;
-    km_err err = sdk_agg_of(sdk->ctx, keys, NULL, s->n, &s->tweak, &full);
+    /* The whole group's key: checked when the keygen result was (kept in the
+     * session), or computed now from keys fetched for an imported session. */
+    const unsigned char *full_xonly = s->output_xonly;
+    km_err err = KM_OK;
+    if (!s->have_result || keys != (const unsigned char(*)[33])s->pubkeys) {
+        err = sdk_agg_of(sdk->ctx, keys, NULL, s->n, &s->tweak, &full);
+        full_xonly = full.output_xonly;
+    }
     if (err) return sdk_fail(sdk, KM_ERR_VERIFY, "signing: the session's keys do not aggregate");
     for (size_t i = 0; i < n; i++)
         cap_R += km_sign_item_units(&items[i]);
@@ -206,7 +214,7 @@ static km_err check_result(km_sdk *sdk, const km_sdk_session *s, const unsigned 
         }
         ir->adaptor = it->adaptor;
         ir->n_units = units;
-        if ((err = expected_key(sdk, s, keys, &full, it, ir->key_xonly)) != KM_OK) goto out;
+        if ((err = expected_key(sdk, s, keys, full_xonly, it, ir->key_xonly)) != KM_OK) goto out;
         unsigned char and_T[33];
         if (it->adaptor == KM_ADAPTOR_AND) {
             const unsigned char *pts[KM_MAX_ADAPTOR_POINTS];
