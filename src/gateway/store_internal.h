@@ -33,9 +33,20 @@ extern const size_t km_store_n_migrations;
 km_err km_store_open_version(km_store **out, const char *path, int target_version, char *errmsg,
                              size_t errmsg_len) KM_WARN_UNUSED;
 
+/* Prepared statements are kept per handle and reused (SQL parsing and
+ * planning were a large part of the gateway's CPU per request). */
+#define KM_STORE_STMT_CACHE 64
+typedef struct km_store_stmt {
+    char *sql; /* owned copy: the cache key */
+    sqlite3_stmt *s;
+    int busy; /* handed out by prep, not yet given back by fin */
+} km_store_stmt;
+
 struct km_store {
     sqlite3 *db;
     int broken; /* synchronous=FULL could not be restored: refuse every write */
+    km_store_stmt cache[KM_STORE_STMT_CACHE];
+    size_t n_cache;
 };
 
 static const char *const KEYGEN_STATES[] = {"collecting", "finalizing", "completed", "failed"};
@@ -70,10 +81,36 @@ static inline km_err map_rc(int rc) {
     }
 }
 
+/* A statement for sql: a cached one not in use, or a new one (cached while
+ * there is room). Give it back with fin. */
 static inline km_err prep(km_store *st, const char *sql, sqlite3_stmt **s) {
     *s = NULL;
-    int rc = sqlite3_prepare_v2(st->db, sql, -1, s, NULL);
-    return rc == SQLITE_OK ? KM_OK : map_rc(rc);
+    for (size_t i = 0; i < st->n_cache; i++) {
+        km_store_stmt *c = &st->cache[i];
+        if (!c->busy && strcmp(c->sql, sql) == 0) {
+            c->busy = 1;
+            *s = c->s;
+            return KM_OK;
+        }
+    }
+    int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL);
+    if (rc != SQLITE_OK) return map_rc(rc);
+    char *copy = st->n_cache < KM_STORE_STMT_CACHE ? strdup(sql) : NULL;
+    if (copy) st->cache[st->n_cache++] = (km_store_stmt){copy, *s, 1};
+    return KM_OK;
+}
+
+/* Done with a statement from prep: a cached one is reset (its read lock and
+ * bindings released) for the next use; any other is finalized. */
+static inline void fin(km_store *st, sqlite3_stmt *s) {
+    for (size_t i = 0; i < st->n_cache; i++)
+        if (st->cache[i].s == s) {
+            (void)sqlite3_reset(s);
+            (void)sqlite3_clear_bindings(s);
+            st->cache[i].busy = 0;
+            return;
+        }
+    sqlite3_finalize(s);
 }
 
 /* sqlite3_bind_blob with a NULL pointer binds SQL NULL; an empty blob must be a zeroblob. */
@@ -91,8 +128,8 @@ static inline int bind_text(sqlite3_stmt *s, int i, const char *t) {
     return sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC);
 }
 
-/* Run a statement expected to produce no row; finalizes it. */
-static inline km_err run(sqlite3_stmt *s, int bind_rc) {
+/* Run a statement expected to produce no row; gives it back (fin). */
+static inline km_err run(km_store *st, sqlite3_stmt *s, int bind_rc) {
     km_err err = KM_OK;
     if (bind_rc != SQLITE_OK) {
         err = map_rc(bind_rc);
@@ -101,7 +138,7 @@ static inline km_err run(sqlite3_stmt *s, int bind_rc) {
         if (rc != SQLITE_DONE)
             err = rc == SQLITE_ROW ? KM_ERR_ARG : map_rc(sqlite3_extended_errcode(sqlite3_db_handle(s)));
     }
-    sqlite3_finalize(s);
+    fin(st, s);
     return err;
 }
 
@@ -218,7 +255,7 @@ static inline km_err get_state(km_store *st, km_store_kind kind, const unsigned 
         *state = state_index(names[kind], counts[kind], sqlite3_column_text(s, 0));
         if (*state < 0) err = KM_ERR_IO;
     }
-    sqlite3_finalize(s);
+    fin(st, s);
     return err;
 }
 
@@ -232,7 +269,7 @@ static inline km_err count_rows(km_store *st, const char *count_sql, const unsig
     if (rc == SQLITE_OK && kind != 0) rc = sqlite3_bind_int(s, 2, kind);
     err = step_row(s, rc);
     if (err == KM_OK) *n = (size_t)sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    fin(st, s);
     return err;
 }
 

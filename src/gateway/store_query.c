@@ -36,7 +36,7 @@ km_err km_store_enclave_list(km_store *st, km_store_enclave *out, size_t cap, si
     err = prep(st, "SELECT id, address, pubkey, fingerprint FROM enclaves ORDER BY id", &s);
     if (err == KM_OK) {
         err = list_two_pass(s, cap, n, fill_enclave, out);
-        sqlite3_finalize(s);
+        fin(st, s);
     }
     return list_end(st, err);
 }
@@ -74,7 +74,7 @@ km_err km_store_keygen_list(km_store *st, uint32_t enclave_id, uint32_t states,
             rc = enclave_id == KM_STORE_ANY_ENCLAVE ? sqlite3_bind_null(s, 2)
                                                     : sqlite3_bind_int64(s, 2, enclave_id);
         err = rc == SQLITE_OK ? list_two_pass(s, cap, n, fill_id, ids) : map_rc(rc);
-        sqlite3_finalize(s);
+        fin(st, s);
     }
     return list_end(st, err);
 }
@@ -104,7 +104,7 @@ km_err km_store_registration_info(km_store *st, const unsigned char keygen_id[KM
             *flags = (uint8_t)f;
         }
     }
-    sqlite3_finalize(s);
+    fin(st, s);
     return err;
 }
 
@@ -118,7 +118,7 @@ km_err km_store_signing_count(km_store *st, const unsigned char keygen_id[KM_STO
     if (err) return err;
     err = step_row(s, bind_id(s, 1, keygen_id));
     if (err == KM_OK) *n = (size_t)sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    fin(st, s);
     return err;
 }
 
@@ -139,7 +139,7 @@ km_err km_store_signing_active_count(km_store *st, const unsigned char keygen_id
     if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
     err = step_row(s, rc);
     if (err == KM_OK) *n = (size_t)sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
+    fin(st, s);
     return err;
 }
 
@@ -174,7 +174,7 @@ km_err km_store_approval_list(km_store *st, const unsigned char signing_id[KM_ST
         approval_out o = {users, sigs};
         int rc = bind_id(s, 1, signing_id);
         err = rc == SQLITE_OK ? list_two_pass(s, cap, n, fill_approval, &o) : map_rc(rc);
-        sqlite3_finalize(s);
+        fin(st, s);
     }
     return list_end(st, err);
 }
@@ -192,7 +192,7 @@ km_err km_store_key_list_by_enclave(km_store *st, uint32_t enclave_id,
     if (err == KM_OK) {
         int rc = sqlite3_bind_int64(s, 1, enclave_id);
         err = rc == SQLITE_OK ? list_two_pass(s, cap, n, fill_id, key_ids) : map_rc(rc);
-        sqlite3_finalize(s);
+        fin(st, s);
     }
     return list_end(st, err);
 }
@@ -219,7 +219,7 @@ km_err km_store_keysign_get_request(km_store *st, const unsigned char id[KM_STOR
         if (created_at) *created_at = sqlite3_column_int64(s, 2);
         if (expires_at) *expires_at = sqlite3_column_int64(s, 3);
     }
-    sqlite3_finalize(s);
+    fin(st, s);
     if (err && request) km_buf_free(request);
     return err;
 }
@@ -241,7 +241,7 @@ static km_err count_states(km_store *st, const char *sql, const char *const *nam
         }
         counts[idx] = (size_t)sqlite3_column_int64(s, 1);
     }
-    sqlite3_finalize(s);
+    fin(st, s);
     return err == KM_ERR_NOT_FOUND ? KM_OK : err;
 }
 
@@ -252,7 +252,7 @@ static km_err single_int(km_store *st, const char *sql, sqlite3_int64 *v) {
     err = step_row(s, SQLITE_OK);
     if (err == KM_OK) *v = sqlite3_column_int64(s, 0);
     if (err == KM_ERR_NOT_FOUND) err = KM_ERR_IO;
-    sqlite3_finalize(s);
+    fin(st, s);
     return err;
 }
 

@@ -33,7 +33,7 @@ static km_err read_version(km_store *st, int *version) {
     if (err) return err;
     err = step_row(s, SQLITE_OK);
     if (err == KM_OK) *version = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
+    fin(st, s);
     return err;
 }
 
@@ -62,7 +62,7 @@ static km_err migrate(km_store *st, int target, char *msg, size_t msg_len) {
         }
         sqlite3_stmt *s;
         err = prep(st, "INSERT INTO schema_version(version, applied_at) VALUES (?, unixepoch())", &s);
-        if (err == KM_OK) err = run(s, sqlite3_bind_int(s, 1, m->version));
+        if (err == KM_OK) err = run(st, s, sqlite3_bind_int(s, 1, m->version));
     }
     return tx_end(st, err);
 }
@@ -78,7 +78,7 @@ static km_err pragma_text(km_store *st, const char *sql, const char *expect) {
     } else if (err == KM_ERR_NOT_FOUND) {
         err = KM_ERR_IO;
     }
-    sqlite3_finalize(s);
+    fin(st, s);
     return err;
 }
 
@@ -143,6 +143,10 @@ fail:
 
 void km_store_close(km_store *st) {
     if (st == NULL) return;
+    for (size_t i = 0; i < st->n_cache; i++) {
+        sqlite3_finalize(st->cache[i].s);
+        free(st->cache[i].sql);
+    }
     if (st->db != NULL) {
         if (!sqlite3_get_autocommit(st->db)) (void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
         sqlite3_close_v2(st->db);
@@ -158,7 +162,7 @@ km_err km_store_integrity_check(km_store *st) {
     err = prep(st, "PRAGMA foreign_key_check", &s);
     if (err) return err;
     err = step_row(s, SQLITE_OK);
-    sqlite3_finalize(s);
+    fin(st, s);
     if (err == KM_ERR_NOT_FOUND) return KM_OK; /* no violating rows */
     return err == KM_OK ? KM_ERR_IO : err;
 }
@@ -181,7 +185,7 @@ km_err km_store_enclave_put(km_store *st, const km_store_enclave *e) {
     if (err == KM_OK) {
         err = step_row(s, sqlite3_bind_int64(s, 1, e->id));
         int same = err == KM_OK && col_equals(s, 0, e->pubkey, KM_STORE_PUBKEY_LEN);
-        sqlite3_finalize(s);
+        fin(st, s);
         if (err == KM_OK && !same) {
             err = KM_ERR_DUPLICATE; /* a different key is pinned */
         } else if (err == KM_OK) {
@@ -189,7 +193,7 @@ km_err km_store_enclave_put(km_store *st, const km_store_enclave *e) {
             if (err == KM_OK) {
                 int rc = bind_text(s, 1, e->address);
                 if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, e->id);
-                err = run(s, rc);
+                err = run(st, s, rc);
             }
         } else if (err == KM_ERR_NOT_FOUND) {
             err = prep(st, "INSERT INTO enclaves(id, address, pubkey, fingerprint) VALUES (?, ?, ?, ?)", &s);
@@ -198,7 +202,7 @@ km_err km_store_enclave_put(km_store *st, const km_store_enclave *e) {
                 if (rc == SQLITE_OK) rc = bind_text(s, 2, e->address);
                 if (rc == SQLITE_OK) rc = bind_blob(s, 3, e->pubkey, KM_STORE_PUBKEY_LEN);
                 if (rc == SQLITE_OK) rc = bind_blob(s, 4, e->fingerprint, KM_STORE_FINGERPRINT_LEN);
-                err = run(s, rc);
+                err = run(st, s, rc);
             }
         }
     }
@@ -223,7 +227,7 @@ km_err km_store_enclave_get(km_store *st, uint32_t id, km_store_enclave *e) {
             memcpy(e->fingerprint, sqlite3_column_blob(s, 2), KM_STORE_FINGERPRINT_LEN);
         }
     }
-    sqlite3_finalize(s);
+    fin(st, s);
     if (err) memset(e, 0, sizeof *e);
     return err;
 }
@@ -251,7 +255,7 @@ static km_err compare_hash(km_store *st, const char *sql, const unsigned char id
     if (err) return err;
     err = step_row(s, bind_id(s, 1, id));
     if (err == KM_OK && !col_equals(s, 0, hash, 32)) err = KM_ERR_DUPLICATE;
-    sqlite3_finalize(s);
+    fin(st, s);
     return err;
 }
 
@@ -326,7 +330,7 @@ km_err km_store_keygen_create(km_store *st, const km_store_keygen_new *kg) {
         if (rc == SQLITE_OK) rc = bind_blob(s, 5, hash, 32);
         if (rc == SQLITE_OK) rc = bind_blob(s, 6, kg->session_auth_key, KM_STORE_XONLY_LEN);
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 7, kg->max_signings);
-        err = run(s, rc);
+        err = run(st, s, rc);
     }
     for (size_t i = 0; err == KM_OK && i < kg->n_inits; i++) {
         err = prep(st, "INSERT INTO keygen_inits(keygen_id, enclave_id, blob) VALUES (?, ?, ?)", &s);
@@ -334,7 +338,7 @@ km_err km_store_keygen_create(km_store *st, const km_store_keygen_new *kg) {
         int rc = bind_id(s, 1, kg->id);
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, kg->inits[i].enclave_id);
         if (rc == SQLITE_OK) rc = bind_blob(s, 3, kg->inits[i].blob, kg->inits[i].blob_len);
-        err = run(s, rc);
+        err = run(st, s, rc);
     }
     for (size_t i = 0; err == KM_OK && i < kg->n_assignments; i++) {
         err = prep(st, "INSERT INTO keygen_assignments(keygen_id, user_id, enclave_id) VALUES (?, ?, ?)", &s);
@@ -342,7 +346,7 @@ km_err km_store_keygen_create(km_store *st, const km_store_keygen_new *kg) {
         int rc = bind_id(s, 1, kg->id);
         if (rc == SQLITE_OK) rc = bind_id(s, 2, kg->assignments[i].user_id);
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 3, kg->assignments[i].enclave_id);
-        err = run(s, rc);
+        err = run(st, s, rc);
     }
     return tx_end(st, err);
 }
@@ -378,7 +382,7 @@ km_err km_store_keygen_get(km_store *st, const unsigned char id[KM_STORE_ID_LEN]
             err = col_buf(s, 4, &out->result);
         }
     }
-    sqlite3_finalize(s);
+    fin(st, s);
     if (err) km_store_keygen_clear(out);
     return err;
 }
@@ -400,7 +404,7 @@ static km_err write_failed(km_store *st, km_store_kind kind, const unsigned char
     int rc = bind_text(s, 1, reason);
     if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, now);
     if (rc == SQLITE_OK) rc = bind_id(s, 3, id);
-    return run(s, rc);
+    return run(st, s, rc);
 }
 
 km_err km_store_keygen_set_state(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
@@ -426,7 +430,7 @@ km_err km_store_keygen_set_state(km_store *st, const unsigned char id[KM_STORE_I
             if (err == KM_OK) {
                 int rc = sqlite3_bind_int64(s, 1, now);
                 if (rc == SQLITE_OK) rc = bind_id(s, 2, id);
-                err = run(s, rc);
+                err = run(st, s, rc);
             }
         } else {
             err = KM_ERR_STATE;
@@ -465,7 +469,7 @@ static km_err complete_session(km_store *st, km_store_kind kind, const unsigned 
         if (err == KM_OK) {
             err = step_row(s, bind_id(s, 1, id));
             if (err == KM_OK && !col_equals(s, 1, result, result_len)) err = KM_ERR_DUPLICATE;
-            sqlite3_finalize(s);
+            fin(st, s);
         }
     } else if (err == KM_OK && cur != from_state) {
         err = KM_ERR_STATE;
@@ -476,7 +480,7 @@ static km_err complete_session(km_store *st, km_store_kind kind, const unsigned 
             int rc = bind_blob(s, 1, result, result_len);
             if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, now);
             if (rc == SQLITE_OK) rc = bind_id(s, 3, id);
-            err = run(s, rc);
+            err = run(st, s, rc);
         }
     }
     return tx_end(st, err);
@@ -499,7 +503,7 @@ km_err km_store_keygen_init_get(km_store *st, const unsigned char id[KM_STORE_ID
     if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, enclave_id);
     err = step_row(s, rc);
     if (err == KM_OK) err = col_buf(s, 0, blob);
-    sqlite3_finalize(s);
+    fin(st, s);
     if (err) km_buf_free(blob);
     return err;
 }
@@ -514,7 +518,7 @@ km_err km_store_keygen_delete(km_store *st, const unsigned char id[KM_STORE_ID_L
     if (err) return err;
     sqlite3_stmt *s;
     err = prep(st, "DELETE FROM keygen_sessions WHERE id = ?", &s);
-    if (err == KM_OK) err = run(s, bind_id(s, 1, id));
+    if (err == KM_OK) err = run(st, s, bind_id(s, 1, id));
     if (err == KM_OK && sqlite3_changes(st->db) == 0) err = KM_ERR_NOT_FOUND;
     return tx_end(st, err);
 }
@@ -545,7 +549,7 @@ km_err km_store_keygen_assignments(km_store *st, const unsigned char id[KM_STORE
             i++;
         }
         if (err == KM_ERR_NOT_FOUND) err = KM_OK;
-        sqlite3_finalize(s);
+        fin(st, s);
     }
     *n = err == KM_ERR_BUFFER_SMALL ? total : (err == KM_OK ? i : 0);
     km_err end = tx_end_read(st, err == KM_ERR_BUFFER_SMALL ? KM_OK : err);
@@ -580,7 +584,7 @@ km_err km_store_registration_put(km_store *st, const unsigned char keygen_id[KM_
                               sqlite3_column_int64(s, 2) == flags
                           ? KM_OK
                           : KM_ERR_DUPLICATE;
-            sqlite3_finalize(s);
+            fin(st, s);
             if (err == KM_OK) return tx_end(st, KM_OK); /* identical retry */
         }
     }
@@ -600,7 +604,7 @@ km_err km_store_registration_put(km_store *st, const unsigned char keygen_id[KM_
             if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 5, now);
             if (rc == SQLITE_OK) rc = bind_blob(s, 6, auth_key, KM_STORE_XONLY_LEN);
             if (rc == SQLITE_OK) rc = sqlite3_bind_int(s, 7, flags);
-            err = run(s, rc); /* FK failure (user not assigned) -> KM_ERR_NOT_FOUND */
+            err = run(st, s, rc); /* FK failure (user not assigned) -> KM_ERR_NOT_FOUND */
         }
     }
     return tx_end(st, err);
@@ -625,7 +629,7 @@ km_err km_store_registration_set_record(km_store *st, const unsigned char keygen
             has = 1;
             if (!col_equals(s, 0, record, record_len)) err = KM_ERR_DUPLICATE;
         }
-        sqlite3_finalize(s);
+        fin(st, s);
     }
     if (err == KM_OK && !has) {
         err = prep(st, "UPDATE registrations SET record = ? WHERE keygen_id = ? AND user_id = ?", &s);
@@ -633,7 +637,7 @@ km_err km_store_registration_set_record(km_store *st, const unsigned char keygen
             int rc = bind_blob(s, 1, record, record_len);
             if (rc == SQLITE_OK) rc = bind_id(s, 2, keygen_id);
             if (rc == SQLITE_OK) rc = bind_id(s, 3, user_id);
-            err = run(s, rc);
+            err = run(st, s, rc);
         }
     }
     return tx_end(st, err);
@@ -652,7 +656,7 @@ km_err km_store_registration_get(km_store *st, const unsigned char keygen_id[KM_
     err = step_row(s, rc);
     if (err == KM_OK && blob) err = col_buf(s, 0, blob);
     if (err == KM_OK && record) err = col_buf(s, 1, record);
-    sqlite3_finalize(s);
+    fin(st, s);
     if (err) {
         if (blob) km_buf_free(blob);
         if (record) km_buf_free(record);
@@ -681,7 +685,7 @@ km_err km_store_registration_list(km_store *st, const unsigned char keygen_id[KM
         while (err == KM_OK && i < total && (err = step_row(s, rc)) == KM_OK)
             col_id(s, 0, users[i++]);
         if (err == KM_ERR_NOT_FOUND) err = KM_OK;
-        sqlite3_finalize(s);
+        fin(st, s);
     }
     *n = err == KM_ERR_BUFFER_SMALL ? total : (err == KM_OK ? i : 0);
     km_err end = tx_end_read(st, err == KM_ERR_BUFFER_SMALL ? KM_OK : err);
@@ -724,7 +728,7 @@ km_err km_store_signing_create(km_store *st, const km_store_signing_new *sn) {
                    "UPDATE keygen_sessions SET signings_created = signings_created + 1 WHERE id = ?"
                    " AND (max_signings = 0 OR signings_created < max_signings)",
                    &s);
-    if (err == KM_OK) err = run(s, bind_id(s, 1, sn->keygen_id));
+    if (err == KM_OK) err = run(st, s, bind_id(s, 1, sn->keygen_id));
     if (err == KM_OK && sqlite3_changes(st->db) == 0) err = KM_ERR_RANGE;
     if (err == KM_OK)
         err = prep(
@@ -744,7 +748,7 @@ km_err km_store_signing_create(km_store *st, const km_store_signing_new *sn) {
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 6, sn->expires_at);
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 7, sn->created_at);
         if (rc == SQLITE_OK) rc = bind_blob(s, 8, hash, 32);
-        err = run(s, rc);
+        err = run(st, s, rc);
     }
     return tx_end(st, err);
 }
@@ -781,7 +785,7 @@ km_err km_store_signing_get(km_store *st, const unsigned char id[KM_STORE_ID_LEN
             if (err == KM_OK) err = col_buf(s, 6, &out->result);
         }
     }
-    sqlite3_finalize(s);
+    fin(st, s);
     if (err) km_store_signing_clear(out);
     return err;
 }
@@ -814,7 +818,7 @@ km_err km_store_signing_set_state(km_store *st, const unsigned char id[KM_STORE_
                 /* A new nonce round: partials of the old round must never be
                  * combined with the new nonces, so both go. */
                 err = prep(st, "DELETE FROM signing_records WHERE signing_id = ?", &s);
-                if (err == KM_OK) err = run(s, bind_id(s, 1, id));
+                if (err == KM_OK) err = run(st, s, bind_id(s, 1, id));
             }
             if (err == KM_OK)
                 err = prep(st, "UPDATE signing_sessions SET state = ?, updated_at = ? WHERE id = ?", &s);
@@ -822,7 +826,7 @@ km_err km_store_signing_set_state(km_store *st, const unsigned char id[KM_STORE_
                 int rc = bind_text(s, 1, SIGNING_STATES[to]);
                 if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, now);
                 if (rc == SQLITE_OK) rc = bind_id(s, 3, id);
-                err = run(s, rc);
+                err = run(st, s, rc);
             }
         }
     }
@@ -842,14 +846,14 @@ km_err km_store_signing_restart_round(km_store *st, const unsigned char id[KM_ST
     /* Every record of the lost round goes, in the same transaction as the
      * state: nonces or partials of two rounds are never mixed. */
     if (err == KM_OK) err = prep(st, "DELETE FROM signing_records WHERE signing_id = ?", &s);
-    if (err == KM_OK) err = run(s, bind_id(s, 1, id));
+    if (err == KM_OK) err = run(st, s, bind_id(s, 1, id));
     if (err == KM_OK)
         err = prep(st, "UPDATE signing_sessions SET state = ?, updated_at = ? WHERE id = ?", &s);
     if (err == KM_OK) {
         int rc = bind_text(s, 1, SIGNING_STATES[KM_SIGNING_NONCES]);
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, now);
         if (rc == SQLITE_OK) rc = bind_id(s, 3, id);
-        err = run(s, rc);
+        err = run(st, s, rc);
     }
     return tx_end(st, err);
 }
@@ -875,7 +879,7 @@ static km_err put_record_in_tx(km_store *st, const unsigned char id[KM_STORE_ID_
     if (rc == SQLITE_OK) rc = bind_id(s, 3, user_id);
     err = step_row(s, rc);
     if (err == KM_OK && !col_equals(s, 0, blob, blob_len)) err = KM_ERR_DUPLICATE;
-    sqlite3_finalize(s);
+    fin(st, s);
     if (err != KM_ERR_NOT_FOUND) return err;
     if (cur != want) return KM_ERR_STATE;
     err = prep(st, "INSERT INTO signing_records(signing_id, kind, user_id, blob) VALUES (?, ?, ?, ?)", &s);
@@ -884,7 +888,7 @@ static km_err put_record_in_tx(km_store *st, const unsigned char id[KM_STORE_ID_
     if (rc == SQLITE_OK) rc = sqlite3_bind_int(s, 2, (int)kind);
     if (rc == SQLITE_OK) rc = bind_id(s, 3, user_id);
     if (rc == SQLITE_OK) rc = bind_blob(s, 4, blob, blob_len);
-    return run(s, rc);
+    return run(st, s, rc);
 }
 
 km_err km_store_signing_put_record(km_store *st, const unsigned char id[KM_STORE_ID_LEN],
@@ -929,7 +933,7 @@ km_err km_store_signing_put_records(km_store *st, const unsigned char id[KM_STOR
             int rc = bind_text(s, 1, SIGNING_STATES[next]);
             if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, now);
             if (rc == SQLITE_OK) rc = bind_id(s, 3, id);
-            err = run(s, rc);
+            err = run(st, s, rc);
         }
     }
     return tx_end(st, err);
@@ -976,7 +980,7 @@ km_err km_store_signing_records(km_store *st, const unsigned char id[KM_STORE_ID
             i++;
         }
         if (err == KM_ERR_NOT_FOUND) err = KM_OK;
-        sqlite3_finalize(s);
+        fin(st, s);
     }
     if (err && err != KM_ERR_BUFFER_SMALL) km_store_records_clear(out, i);
     *n = err == KM_ERR_BUFFER_SMALL ? total : (err == KM_OK ? i : 0);
@@ -1004,7 +1008,7 @@ km_err km_store_approval_put(km_store *st, const unsigned char signing_id[KM_STO
             if (rc == SQLITE_OK) rc = bind_id(s, 2, user_id);
             err = step_row(s, rc);
             if (err == KM_OK && !col_equals(s, 0, sig, sig_len)) err = KM_ERR_DUPLICATE;
-            sqlite3_finalize(s);
+            fin(st, s);
             if (err == KM_OK) return tx_end(st, KM_OK);
         }
     }
@@ -1019,7 +1023,7 @@ km_err km_store_approval_put(km_store *st, const unsigned char signing_id[KM_STO
             if (rc == SQLITE_OK) rc = bind_id(s, 2, user_id);
             if (rc == SQLITE_OK) rc = bind_blob(s, 3, sig, sig_len);
             if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 4, now);
-            err = run(s, rc);
+            err = run(st, s, rc);
         }
     }
     return tx_end(st, err);
@@ -1036,7 +1040,7 @@ km_err km_store_approval_get(km_store *st, const unsigned char signing_id[KM_STO
     if (rc == SQLITE_OK) rc = bind_id(s, 2, user_id);
     err = step_row(s, rc);
     if (err == KM_OK && sig) err = col_buf(s, 0, sig);
-    sqlite3_finalize(s);
+    fin(st, s);
     if (err && sig) km_buf_free(sig);
     return err;
 }
@@ -1072,7 +1076,7 @@ km_err km_store_key_put(km_store *st, const km_store_key *k, const unsigned char
                   same_origin))
                 err = KM_ERR_DUPLICATE;
         }
-        sqlite3_finalize(s);
+        fin(st, s);
     }
     if (err == KM_ERR_NOT_FOUND) {
         err = prep(
@@ -1089,7 +1093,7 @@ km_err km_store_key_put(km_store *st, const km_store_key *k, const unsigned char
             if (rc == SQLITE_OK) rc = bind_blob(s, 6, k->auth_key, KM_STORE_XONLY_LEN);
             if (rc == SQLITE_OK)
                 rc = k->has_origin ? bind_id(s, 7, k->origin_keygen) : sqlite3_bind_null(s, 7);
-            err = run(s, rc);
+            err = run(st, s, rc);
         }
     }
     return tx_end(st, err);
@@ -1124,7 +1128,7 @@ km_err km_store_key_get(km_store *st, const unsigned char key_id[KM_STORE_ID_LEN
     err = step_row(s, bind_id(s, 1, key_id));
     if (err == KM_OK) err = key_from_row(s, out);
     if (err == KM_OK) err = col_buf(s, 6, &out->import_blob);
-    sqlite3_finalize(s);
+    fin(st, s);
     if (err) {
         km_buf_free(&out->import_blob);
         memset(out, 0, sizeof *out);
@@ -1152,7 +1156,7 @@ km_err km_store_key_list_by_user(km_store *st, const unsigned char user_id[KM_ST
     if (err == KM_OK) {
         int rc = bind_id(s, 1, user_id);
         err = rc == SQLITE_OK ? list_two_pass(s, cap, n, fill_key, out) : map_rc(rc);
-        sqlite3_finalize(s);
+        fin(st, s);
     }
     return list_end(st, err);
 }
@@ -1163,7 +1167,7 @@ km_err km_store_key_delete(km_store *st, const unsigned char key_id[KM_STORE_ID_
     if (err) return err;
     sqlite3_stmt *s;
     err = prep(st, "DELETE FROM keys WHERE key_id = ?", &s);
-    if (err == KM_OK) err = run(s, bind_id(s, 1, key_id));
+    if (err == KM_OK) err = run(st, s, bind_id(s, 1, key_id));
     if (err == KM_OK && sqlite3_changes(st->db) == 0) err = KM_ERR_NOT_FOUND;
     return tx_end(st, err);
 }
@@ -1201,7 +1205,7 @@ km_err km_store_keysign_create(km_store *st, const unsigned char id[KM_STORE_ID_
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 5, expires_at);
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 6, created_at);
         if (rc == SQLITE_OK) rc = bind_blob(s, 7, hash, 32);
-        err = run(s, rc);
+        err = run(st, s, rc);
     }
     return tx_end(st, err);
 }
@@ -1225,7 +1229,7 @@ km_err km_store_keysign_get(km_store *st, const unsigned char id[KM_STORE_ID_LEN
         if (err == KM_OK && reason) col_reason(s, 1, reason);
         if (err == KM_OK && result) err = col_buf(s, 2, result);
     }
-    sqlite3_finalize(s);
+    fin(st, s);
     if (err && result) km_buf_free(result);
     return err;
 }
@@ -1253,9 +1257,9 @@ km_err km_store_keysign_finish(km_store *st, const unsigned char id[KM_STORE_ID_
 
 /* One write statement outside an explicit transaction, under the process's
  * writer lock (see store_internal.h). */
-static km_err run_locked(sqlite3_stmt *s, int bind_rc) {
+static km_err run_locked(km_store *st, sqlite3_stmt *s, int bind_rc) {
     pthread_mutex_lock(&km_store_write_lock);
-    km_err err = run(s, bind_rc);
+    km_err err = run(st, s, bind_rc);
     write_unlock();
     return err;
 }
@@ -1282,7 +1286,7 @@ static km_err replay_insert(km_store *st, const unsigned char auth_pubkey[KM_STO
      * commit only (WAL + NORMAL: durable at the next sync of the log, which
      * the next FULL commit of any handle performs; lost only by a power cut). */
     if (!durable && exec_const(st, "PRAGMA synchronous=NORMAL") != KM_OK) rc = SQLITE_ERROR;
-    err = run(s, rc);
+    err = run(st, s, rc);
     if (!durable && exec_const(st, "PRAGMA synchronous=FULL") != KM_OK) {
         /* Never leave a handle relaxed: close the door on every later write. */
         st->broken = 1;
@@ -1306,7 +1310,7 @@ km_err km_store_sync(km_store *st) {
     if (st->broken) return KM_ERR_IO;
     sqlite3_stmt *s;
     km_err err = prep(st, "UPDATE sync_marks SET seq = seq + 1 WHERE id = 0", &s);
-    return err ? err : run_locked(s, SQLITE_OK);
+    return err ? err : run_locked(st, s, SQLITE_OK);
 }
 
 km_err km_store_replay_insert(km_store *st, const unsigned char auth_pubkey[KM_STORE_PUBKEY_LEN],
@@ -1327,7 +1331,7 @@ km_err km_store_replay_purge(km_store *st, int64_t now, size_t *removed) {
     sqlite3_stmt *s;
     km_err err = prep(st, "DELETE FROM replay_cache WHERE expires_at <= ?", &s);
     if (err) return err;
-    err = run_locked(s, sqlite3_bind_int64(s, 1, now));
+    err = run_locked(st, s, sqlite3_bind_int64(s, 1, now));
     if (err == KM_OK && removed) *removed = (size_t)sqlite3_changes(st->db);
     return err;
 }
@@ -1362,7 +1366,7 @@ km_err km_store_list_nonterminal(km_store *st, km_store_session_ref *out, size_t
     err = prep(st, sql, &s);
     if (err == KM_OK) {
         err = list_two_pass(s, cap, n, fill_ref, out);
-        sqlite3_finalize(s);
+        fin(st, s);
     }
     return list_end(st, err);
 }
@@ -1388,7 +1392,7 @@ km_err km_store_expire(km_store *st, int64_t now, size_t *n_failed) {
     for (size_t i = 0; err == KM_OK && i < 3; i++) {
         sqlite3_stmt *s;
         err = prep(st, sql[i], &s);
-        if (err == KM_OK) err = run(s, sqlite3_bind_int64(s, 1, now));
+        if (err == KM_OK) err = run(st, s, sqlite3_bind_int64(s, 1, now));
         if (err == KM_OK) total += (size_t)sqlite3_changes(st->db);
     }
     err = tx_end(st, err);
@@ -1428,7 +1432,7 @@ km_err km_store_claim(km_store *st, km_store_kind kind, const unsigned char id[K
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, lease_until);
         if (rc == SQLITE_OK) rc = bind_id(s, 3, id);
         if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 4, now);
-        err = run(s, rc);
+        err = run(st, s, rc);
     }
     if (err == KM_OK && sqlite3_changes(st->db) == 0) {
         int cur;
@@ -1451,5 +1455,5 @@ km_err km_store_release(km_store *st, km_store_kind kind, const unsigned char id
     if (err) return err;
     int rc = bind_id(s, 1, id);
     if (rc == SQLITE_OK) rc = bind_text(s, 2, owner);
-    return run_locked(s, rc);
+    return run_locked(st, s, rc);
 }
