@@ -1,0 +1,110 @@
+/* fuzz/fz_util.c — see fz_util.h. */
+#include "fz_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "enclave/enclave.h"
+#include "enclave/sessions.h"
+#include "keymeld/ecies.h"
+#include "keymeld/hash.h"
+#include "keymeld/secret.h"
+
+#define K32(b) {b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b}
+const unsigned char FZ_ENCLAVE_SK[32] = K32(0x11);
+const unsigned char FZ_GATEWAY_SK[32] = K32(0x22);
+const unsigned char FZ_SESSION_SECRET[32] = K32(0x33);
+const unsigned char FZ_SEAL_KEY[32] = K32(0x44);
+const unsigned char FZ_CHANNEL_KEY[32] = K32(0x55);
+
+km_ctx *fz_ctx(void) {
+    static km_ctx *ctx;
+    if (!ctx && km_ctx_create(&ctx) != KM_OK) {
+        fprintf(stderr, "fuzz: cannot create the context\n");
+        abort();
+    }
+    return ctx;
+}
+
+void fz_pub33(const unsigned char sk[32], unsigned char out[33]) {
+    if (km_ecies_pubkey(fz_ctx(), sk, out) != KM_OK) abort();
+}
+
+uint8_t fz_u8(fz_reader *r) {
+    if (!r->left) return 0;
+    r->left--;
+    return *r->p++;
+}
+
+uint16_t fz_u16(fz_reader *r) {
+    uint16_t hi = fz_u8(r);
+    return (uint16_t)(hi << 8 | fz_u8(r));
+}
+
+const uint8_t *fz_take(fz_reader *r, size_t n, size_t *got) {
+    const uint8_t *p = r->p;
+    *got = n < r->left ? n : r->left;
+    r->p += *got;
+    r->left -= *got;
+    return p;
+}
+
+const uint8_t *fz_piece(fz_reader *r, size_t *len) {
+    size_t n = fz_u16(r);
+    return fz_take(r, n, len);
+}
+
+const uint8_t *fz_rest(fz_reader *r, size_t *len) {
+    return fz_take(r, r->left, len);
+}
+
+char *fz_strndup(const uint8_t *p, size_t n) {
+    char *s = malloc(n + 1);
+    if (!s) abort();
+    if (n) memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+struct km_enclave *fz_enclave_new(void) {
+    km_enclave *e = calloc(1, sizeof *e);
+    if (!e) abort();
+    e->ctx = fz_ctx();
+    if (km_secret_from(e->ctx, FZ_ENCLAVE_SK, 32, &e->key) != KM_OK) abort();
+    fz_pub33(FZ_ENCLAVE_SK, e->pub);
+    km_sha256(e->fingerprint, e->pub, 33);
+    unsigned char gpub[33];
+    fz_pub33(FZ_GATEWAY_SK, gpub);
+    e->gateways = calloc(1, 32);
+    if (!e->gateways) abort();
+    memcpy(e->gateways[0], gpub + 1, 32);
+    e->n_gateways = 1;
+    e->max_keygens = 16;
+    e->max_signings = 16;
+    e->keygen_ttl_s = 3600;
+    e->signing_ttl_s = 3600;
+    e->started_at = km_enclave_now();
+    memset(e->boot_id, 0xb0, sizeof e->boot_id);
+    km_buf_init(&e->dev_leaf);
+    km_buf_init(&e->dev_root);
+    pthread_mutex_init(&e->lock, NULL);
+    e->sessions = km_sessions_new();
+    if (!e->sessions) abort();
+    return e;
+}
+
+void fz_enclave_reset(struct km_enclave *e) {
+    km_sessions_free(e->sessions);
+    e->sessions = km_sessions_new();
+    if (!e->sessions) abort();
+}
+
+void fz_enclave_free(struct km_enclave *e) {
+    if (!e) return;
+    km_sessions_free(e->sessions);
+    km_secret_free(e->key);
+    free(e->gateways);
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+}
