@@ -30,7 +30,8 @@ static void init(void) {
     fz_pub33(FZ_ENCLAVE_SK, epub);
     fz_pub33(FZ_GATEWAY_SK, reply); /* x-only = compressed without its prefix */
     memcpy(gx, reply + 1, 32);
-    if (km_channel_gateway_hello(ctx, &g, hello) || km_channel_enclave_reply(ctx, &e, hello, sizeof hello, FZ_ENCLAVE_SK, reply) ||
+    if (km_channel_gateway_hello(ctx, &g, hello) ||
+        km_channel_enclave_reply(ctx, &e, hello, sizeof hello, FZ_ENCLAVE_SK, reply) ||
         km_channel_gateway_finish(ctx, &g, reply, sizeof reply, epub, FZ_GATEWAY_SK, auth) ||
         km_channel_enclave_finish(ctx, &e, auth, sizeof auth, (const unsigned char(*)[32])gx, 1))
         abort();

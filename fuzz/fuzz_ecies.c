@@ -45,7 +45,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         km_buf_init(&b);
         if (km_ecies_seal(ctx, pub, ad, ad_len, pt, pt_len, &b) != KM_OK || b.len != blob_len) abort();
         size_t n2;
-        if (km_ecies_open(ctx, FZ_ENCLAVE_SK, ad, ad_len, b.data, b.len, pt, cap, &n2) != KM_OK || n2 != pt_len)
+        if (km_ecies_open(ctx, FZ_ENCLAVE_SK, ad, ad_len, b.data, b.len, pt, cap, &n2) != KM_OK ||
+            n2 != pt_len)
             abort();
         km_buf_free(&b);
     } else {

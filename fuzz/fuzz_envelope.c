@@ -18,9 +18,11 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 static void envelope(const unsigned char *p, size_t n) {
     km_msg m;
     if (km_msg_decode(&m, p, n) != KM_OK) return;
-    if (m.body_len != n - KM_MSG_HEADER_LEN || (n > KM_MSG_HEADER_LEN && m.body != p + KM_MSG_HEADER_LEN)) abort();
+    if (m.body_len != n - KM_MSG_HEADER_LEN || (n > KM_MSG_HEADER_LEN && m.body != p + KM_MSG_HEADER_LEN))
+        abort();
     char detail[KM_MSG_DETAIL_MAX + 1];
-    if (km_msg_error_detail(&m, detail, sizeof detail) == KM_OK && strlen(detail) > KM_MSG_DETAIL_MAX) abort();
+    if (km_msg_error_detail(&m, detail, sizeof detail) == KM_OK && strlen(detail) > KM_MSG_DETAIL_MAX)
+        abort();
     char small[8];
     (void)km_msg_error_detail(&m, small, sizeof small);
     (void)km_cmd_name(m.code);
@@ -72,7 +74,8 @@ static void key_cmds(const unsigned char *p, size_t n) {
     km_key_import imp;
     if (km_key_import_decode(&imp, p, n) == KM_OK) {
         unsigned char back[KM_KEY_IMPORT_LEN];
-        if (km_key_import_encode(&imp, back) != KM_OK || n != KM_KEY_IMPORT_LEN || memcmp(back, p, n)) abort();
+        if (km_key_import_encode(&imp, back) != KM_OK || n != KM_KEY_IMPORT_LEN || memcmp(back, p, n))
+            abort();
     }
     km_key_sign_req req;
     if (km_key_sign_decode(&req, p, n) == KM_OK) {

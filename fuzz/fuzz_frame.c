@@ -1,9 +1,9 @@
 /* fuzz/fuzz_frame.c — the frame reader of the enclave channel transport
  * (src/net/net.c km_net_read_frame) and the envelope of every frame.
  *
- * Input: u8 limit selector (0xff: KM_FRAME_MAX, else 4096 or 65536) | the byte stream a peer sends. The stream goes
- * through a real pipe (inputs are far below the pipe's capacity) and frames
- * are read until the reader refuses or the stream ends. */
+ * Input: u8 limit selector (0xff: KM_FRAME_MAX, else 4096 or 65536) | the byte stream a peer sends. The
+ * stream goes through a real pipe (inputs are far below the pipe's capacity) and frames are read until the
+ * reader refuses or the stream ends. */
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>

@@ -33,7 +33,8 @@ static void open_sealed(const uint8_t *label, size_t label_len, const uint8_t *b
         km_buf_init(&again);
         if (km_seal(sealer, l, km_secret_cdata(s), km_secret_len(s), &again) != KM_OK) abort();
         km_secret *s2 = NULL;
-        if (km_unseal(sealer, l, again.data, again.len, &s2) != KM_OK || km_secret_len(s2) != km_secret_len(s) ||
+        if (km_unseal(sealer, l, again.data, again.len, &s2) != KM_OK ||
+            km_secret_len(s2) != km_secret_len(s) ||
             memcmp(km_secret_cdata(s2), km_secret_cdata(s), km_secret_len(s)))
             abort();
         km_secret_free(s2);

@@ -4,14 +4,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "enclave/enclave.h"
 #include "enclave/sessions.h"
+#include "gateway/gateway.h"
+#include "gateway/handlers.h"
 #include "keymeld/ecies.h"
 #include "keymeld/hash.h"
 #include "keymeld/secret.h"
 
-#define K32(b) {b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b}
+#define K32(b)                                                                                               \
+    { b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b }
 const unsigned char FZ_ENCLAVE_SK[32] = K32(0x11);
 const unsigned char FZ_GATEWAY_SK[32] = K32(0x22);
 const unsigned char FZ_SESSION_SECRET[32] = K32(0x33);
@@ -107,4 +111,64 @@ void fz_enclave_free(struct km_enclave *e) {
     free(e->gateways);
     pthread_mutex_destroy(&e->lock);
     free(e);
+}
+
+static char gw_dir[64], gw_db[96];
+
+static void gateway_cleanup(void) {
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s%s", gw_db, suffix[i]);
+        unlink(p);
+    }
+    rmdir(gw_dir);
+}
+
+struct km_gateway *fz_gateway_new(void) {
+    km_gateway *gw = calloc(1, sizeof *gw);
+    if (!gw) abort();
+    gw->ctx = fz_ctx();
+    km_gw_config_defaults(&gw->cfg);
+    gw->cfg.auth_window_seconds = 100u * 366u * 86400u;
+    gw->cfg.n_enclaves = 3;
+    for (uint32_t i = 0; i < 3; i++) {
+        gw->cfg.enclaves[i].id = i + 1;
+        snprintf(gw->cfg.enclaves[i].address, sizeof gw->cfg.enclaves[i].address, "unix:/nonexistent/%u", i);
+        fz_pub33(FZ_ENCLAVE_SK, gw->cfg.enclaves[i].pubkey);
+    }
+    snprintf(gw->owner, sizeof gw->owner, "fuzz");
+    snprintf(gw_dir, sizeof gw_dir, "/tmp/km-fuzz-XXXXXX");
+    if (!mkdtemp(gw_dir)) abort();
+    snprintf(gw_db, sizeof gw_db, "%s/gateway.db", gw_dir);
+    atexit(gateway_cleanup);
+    char msg[256];
+    km_store *st = NULL;
+    if (km_store_open(&st, gw_db, msg, sizeof msg) != KM_OK) {
+        fprintf(stderr, "fuzz: cannot open the store: %s\n", msg);
+        abort();
+    }
+    pthread_mutex_init(&gw->store_lock, NULL);
+    pthread_cond_init(&gw->store_cond, NULL);
+    gw->stores = calloc(1, sizeof *gw->stores);
+    gw->free_stores = calloc(1, sizeof *gw->free_stores);
+    if (!gw->stores || !gw->free_stores) abort();
+    gw->stores[0] = gw->free_stores[0] = st;
+    gw->n_stores = gw->n_free = 1;
+    return gw;
+}
+
+size_t fz_gateway_routes(const struct km_http_route **out, size_t max) {
+    size_t n, k = 0;
+    const km_http_route *all = km_gw_routes(&n);
+    for (size_t i = 0; i < n && k < max; i++) {
+        km_http_handler h = all[i].handler;
+        if (h == km_h_keygen_get || h == km_h_signing_get || h == km_h_single_get) continue;
+        if (!strncmp(all[i].pattern, "/api/v1/enclaves", 16) ||
+            !strncmp(all[i].pattern, "/api/v1/health", 14) || h == km_h_version || h == km_h_metrics ||
+            h == km_h_openapi || h == km_h_docs)
+            continue;
+        out[k++] = &all[i];
+    }
+    return k;
 }

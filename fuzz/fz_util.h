@@ -16,11 +16,11 @@
 km_ctx *fz_ctx(void);
 
 /** Fixed 32-byte test secrets. */
-extern const unsigned char FZ_ENCLAVE_SK[32];   /**< the enclave's static key (ECIES recipient) */
-extern const unsigned char FZ_GATEWAY_SK[32];   /**< the gateway credential */
+extern const unsigned char FZ_ENCLAVE_SK[32];     /**< the enclave's static key (ECIES recipient) */
+extern const unsigned char FZ_GATEWAY_SK[32];     /**< the gateway credential */
 extern const unsigned char FZ_SESSION_SECRET[32]; /**< a keygen session secret */
-extern const unsigned char FZ_SEAL_KEY[32];     /**< the local sealer's key */
-extern const unsigned char FZ_CHANNEL_KEY[32];  /**< channel record key (gateway -> enclave) */
+extern const unsigned char FZ_SEAL_KEY[32];       /**< the local sealer's key */
+extern const unsigned char FZ_CHANNEL_KEY[32];    /**< channel record key (gateway -> enclave) */
 
 /** Compressed public key of a fixed secret (aborts on failure). */
 void fz_pub33(const unsigned char sk[32], unsigned char out[33]);
@@ -55,5 +55,23 @@ struct km_enclave *fz_enclave_new(void);
 /** Empty the session tables (a fresh enclave for the next input). */
 void fz_enclave_reset(struct km_enclave *e);
 void fz_enclave_free(struct km_enclave *e);
+
+/* ---- an in-process gateway without enclaves (fuzz_gateway, fuzz_reqauth) -- */
+struct km_gateway;
+
+/** A km_gateway whose store is a fresh SQLite file in a temporary directory
+ *  (removed at exit), with enclaves 1..3 configured (pinned key: the fixed
+ *  enclave key) and no enclave pool, HTTP server or coordinator: a handler
+ *  that got past request checks and authentication would need those, so the
+ *  targets only drive what comes before. Signed requests are accepted with
+ *  any timestamp within 100 years (seeds keep working). Aborts on failure. */
+struct km_gateway *fz_gateway_new(void);
+
+struct km_http_route;
+/** The routes fuzz_gateway drives, in its selector order: every route of
+ *  km_gw_routes except the system ones (they need the enclave pool) and the
+ *  three GETs that may long-poll (they need the HTTP server).
+ *  Returns their number (<= max); out: pointers into the route table. */
+size_t fz_gateway_routes(const struct km_http_route **out, size_t max);
 
 #endif

@@ -29,10 +29,16 @@ static int parse_u64(const char *s, uint64_t *out) {
 
 int km_gw_auth(km_gateway *gw, km_store *st, const km_http_request *req, const unsigned char (*allowed)[32],
                size_t n_allowed, size_t *signer_index, km_http_response *resp) {
-    const char *hkey = km_http_header(req, KM_GW_HDR_KEY);
-    const char *hts = km_http_header(req, KM_GW_HDR_TIMESTAMP);
-    const char *hnonce = km_http_header(req, KM_GW_HDR_NONCE);
-    const char *hsig = km_http_header(req, KM_GW_HDR_SIGNATURE);
+    const char *const hdr[4] = {km_http_header(req, KM_GW_HDR_KEY), km_http_header(req, KM_GW_HDR_TIMESTAMP),
+                                km_http_header(req, KM_GW_HDR_NONCE),
+                                km_http_header(req, KM_GW_HDR_SIGNATURE)};
+    return km_gw_auth_headers(gw, st, req, hdr, allowed, n_allowed, signer_index, resp);
+}
+
+int km_gw_auth_headers(km_gateway *gw, km_store *st, const km_http_request *req, const char *const hdr[4],
+                       const unsigned char (*allowed)[32], size_t n_allowed, size_t *signer_index,
+                       km_http_response *resp) {
+    const char *hkey = hdr[0], *hts = hdr[1], *hnonce = hdr[2], *hsig = hdr[3];
     if (!hkey || !hts || !hnonce || !hsig)
         return deny(
             gw, resp, 401, "auth_missing",
