@@ -164,16 +164,34 @@ static void seeds_tx(void) {
 static km_enclave *enclave;
 static uint32_t next_rid = 1;
 
-/* Append one request to seq (a fuzz_enclave input) and run it; reply gets the
- * response body. Returns the response status. */
-static km_err call(km_buf *seq, uint16_t cmd, const km_buf *body, km_buf *reply) {
+static int cur_step; /* steps in the fuzz_enclave input being built */
+
+static void seq_reset(km_buf *seq) {
+    seq->len = 0;
+    cur_step = 0;
+}
+
+/* Append one step to seq (a fuzz_enclave input) and run it; reply gets the
+ * response body. The step as written holds body_written (NULL: body) and asks
+ * the target to append the answers of steps a and b (1-based, 0: none); body
+ * is what it then runs, as this run does. Returns the response status. */
+static km_err call_spliced(km_buf *seq, uint16_t cmd, const km_buf *body, const km_buf *body_written,
+                           uint8_t a, uint8_t b, km_buf *reply) {
     km_buf req, out;
     km_buf_init(&req);
     km_buf_init(&out);
     uint32_t rid = next_rid++;
     CHECK(km_msg_put_header(&req, KM_MSG_REQUEST, rid, cmd));
-    if (body && body->len) CHECK(km_buf_put(&req, body->data, body->len));
+    const km_buf *w = body_written ? body_written : body;
+    if (w && w->len) CHECK(km_buf_put(&req, w->data, w->len));
+    CHECK(km_buf_put_u8(seq, a));
+    CHECK(km_buf_put_u8(seq, b));
     piece(seq, req.data, req.len);
+    cur_step++;
+    if (body_written) {
+        req.len = KM_MSG_HEADER_LEN;
+        if (body && body->len) CHECK(km_buf_put(&req, body->data, body->len));
+    }
     km_msg m, r;
     CHECK(km_msg_decode(&m, req.data, req.len));
     km_enclave_dispatch(enclave, &m, &out);
@@ -191,6 +209,10 @@ static km_err call(km_buf *seq, uint16_t cmd, const km_buf *body, km_buf *reply)
     km_buf_free(&req);
     km_buf_free(&out);
     return code;
+}
+
+static km_err call(km_buf *seq, uint16_t cmd, const km_buf *body, km_buf *reply) {
+    return call_spliced(seq, cmd, body, NULL, 0, 0, reply);
 }
 
 #define N_USERS 2
@@ -320,6 +342,7 @@ static void signing(world *w, km_buf *seq, km_buf *items_pt_out) {
     CHECK(km_buf_put(&body, sid.b, 16));
     vbytes(&body, sealed.data, sealed.len);
     CHECK(call(seq, KM_CMD_SIGN_INIT, &body, &nonces));
+    uint8_t init_step = (uint8_t)cur_step;
     unsigned char digest[32], sig[64];
     km_sign_approval_digest(digest, &sid, &w->keygen_id, pt.data, pt.len);
     CHECK(km_single_schnorr_sign(fz_ctx(), sig, digest, 32, w->auth_sec[0]));
@@ -329,12 +352,17 @@ static void signing(world *w, km_buf *seq, km_buf *items_pt_out) {
     CHECK(km_buf_put(&body, sig, 64));
     CHECK(call(seq, KM_CMD_SIGN_APPROVE, &body, NULL));
     /* The INIT answer is "u16 n | vbytes*n": exactly what PARTIAL takes after the id. */
+    km_buf idb;
+    km_buf_init(&idb);
+    CHECK(km_buf_put(&idb, sid.b, 16));
     body.len = 0;
     CHECK(km_buf_put(&body, sid.b, 16));
     CHECK(km_buf_put(&body, nonces.data, nonces.len));
-    CHECK(call(seq, KM_CMD_SIGN_PARTIAL, &body, &partials));
+    CHECK(call_spliced(seq, KM_CMD_SIGN_PARTIAL, &body, &idb, init_step, 0, &partials));
+    uint8_t partial_step = (uint8_t)cur_step;
     CHECK(km_buf_put(&body, partials.data, partials.len));
-    CHECK(call(seq, KM_CMD_SIGN_FINALIZE, &body, NULL));
+    CHECK(call_spliced(seq, KM_CMD_SIGN_FINALIZE, &body, &idb, init_step, partial_step, NULL));
+    km_buf_free(&idb);
     if (items_pt_out) CHECK(km_buf_put(items_pt_out, pt.data, pt.len));
     km_buf_free(&pt);
     km_buf_free(&sealed);
@@ -398,7 +426,7 @@ static void seeds_enclave_and_codecs(void) {
     world w;
     world_init(&w);
 
-    seq.len = 0;
+    seq_reset(&seq);
     keygen(&w, &seq);
     put_buf("fuzz_enclave", "keygen", &seq);
     signing(&w, &seq, &items_pt);
@@ -412,17 +440,19 @@ static void seeds_enclave_and_codecs(void) {
     put_buf("fuzz_enclave", "keygen_sign_clear", &seq);
 
     fz_enclave_reset(enclave);
-    seq.len = 0;
+    seq_reset(&seq);
     key_life(&seq, &import_body, &sign_body);
     put_buf("fuzz_enclave", "key_life", &seq);
 
     /* Invalid: an unknown command, a response where a request belongs, a short header. */
-    seq.len = 0;
+    seq_reset(&seq);
     (void)call(&seq, 0x7777, NULL, NULL);
     km_buf resp;
     km_buf_init(&resp);
     CHECK(km_msg_put_error(&resp, 9, KM_ERR_STATE, "not now"));
+    CHECK(km_buf_put_u16(&seq, 0x0100)); /* splice step 1, then nothing */
     piece(&seq, resp.data, resp.len);
+    CHECK(km_buf_put_u16(&seq, 0x0909)); /* splice steps that never ran */
     piece(&seq, "\x01\x00\x00", 3);
     put_buf("fuzz_enclave", "invalid", &seq);
 
