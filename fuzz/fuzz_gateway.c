@@ -5,10 +5,9 @@
  * empty SQLite store and no enclaves (fz_gateway_new). Every handler checks
  * body and path before anything else (handlers.h: 400 -> 404 -> 401 ...), and
  * without headers authentication then refuses, so each input exercises the
- * whole decoding of one endpoint and nothing is ever written. The three GET
- * routes that may long-poll (they need the HTTP server) and the system
- * routes (they need the enclave pool) take no body and are left out; their
- * path parameters are UUIDs, covered by fuzz_hex_uuid.
+ * whole decoding of one endpoint and nothing is ever written. The system
+ * routes (they need the enclave pool) take no body and are left out. The
+ * query string is not fuzzed here (km_http_query needs a live connection).
  *
  * Input: u8 route selector | one u16-length-prefixed piece per {param} of
  * the route | the body (the rest). Every answer must be a complete HTTP

@@ -115,7 +115,10 @@ void fz_enclave_free(struct km_enclave *e) {
 
 static char gw_dir[64], gw_db[96];
 
+static km_http_server *gw_http;
+
 static void gateway_cleanup(void) {
+    km_http_stop(gw_http); /* NULL-safe */
     const char *suffix[] = {"", "-wal", "-shm"};
     for (size_t i = 0; i < 3; i++) {
         char p[128];
@@ -138,6 +141,9 @@ struct km_gateway *fz_gateway_new(void) {
         fz_pub33(FZ_ENCLAVE_SK, gw->cfg.enclaves[i].pubkey);
     }
     snprintf(gw->owner, sizeof gw->owner, "fuzz");
+    if (km_ratelimit_new(&gw->rate, gw->cfg.rate_per_key_per_second, gw->cfg.rate_burst_per_key,
+                         gw->cfg.rate_limit_max_keys) != KM_OK)
+        abort();
     snprintf(gw_dir, sizeof gw_dir, "/tmp/km-fuzz-XXXXXX");
     if (!mkdtemp(gw_dir)) abort();
     snprintf(gw_db, sizeof gw_db, "%s/gateway.db", gw_dir);
@@ -148,6 +154,19 @@ struct km_gateway *fz_gateway_new(void) {
         fprintf(stderr, "fuzz: cannot open the store: %s\n", msg);
         abort();
     }
+    /* Handlers read wait sequences from the server before anything else;
+     * it listens on an ephemeral loopback port and is never sent a request. */
+    km_http_config hc;
+    memset(&hc, 0, sizeof hc);
+    hc.listen_host = "127.0.0.1";
+    hc.max_body = 1u << 20;
+    hc.threads = 1;
+    hc.max_connections = 4;
+    hc.connection_timeout_s = 5;
+    size_t n_routes;
+    const km_http_route *routes = km_gw_routes(&n_routes);
+    if (km_http_start(&gw_http, &hc, routes, n_routes, gw) != KM_OK) abort();
+    gw->http = gw_http;
     pthread_mutex_init(&gw->store_lock, NULL);
     pthread_cond_init(&gw->store_cond, NULL);
     gw->stores = calloc(1, sizeof *gw->stores);
@@ -163,7 +182,6 @@ size_t fz_gateway_routes(const struct km_http_route **out, size_t max) {
     const km_http_route *all = km_gw_routes(&n);
     for (size_t i = 0; i < n && k < max; i++) {
         km_http_handler h = all[i].handler;
-        if (h == km_h_keygen_get || h == km_h_signing_get || h == km_h_single_get) continue;
         if (!strncmp(all[i].pattern, "/api/v1/enclaves", 16) ||
             !strncmp(all[i].pattern, "/api/v1/health", 14) || h == km_h_version || h == km_h_metrics ||
             h == km_h_openapi || h == km_h_docs)

@@ -61,16 +61,17 @@ struct km_gateway;
 
 /** A km_gateway whose store is a fresh SQLite file in a temporary directory
  *  (removed at exit), with enclaves 1..3 configured (pinned key: the fixed
- *  enclave key) and no enclave pool, HTTP server or coordinator: a handler
- *  that got past request checks and authentication would need those, so the
- *  targets only drive what comes before. Signed requests are accepted with
- *  any timestamp within 100 years (seeds keep working). Aborts on failure. */
+ *  enclave key), an HTTP server on an ephemeral 127.0.0.1 port (handlers read
+ *  wait sequences from it; it is sent nothing and stopped at exit), and no
+ *  enclave pool or coordinator: a handler that got past request checks and
+ *  authentication would need those, so the targets only drive what comes
+ *  before. Signed requests are accepted with any timestamp within 100 years
+ *  (seeds keep working). Aborts on failure. */
 struct km_gateway *fz_gateway_new(void);
 
 struct km_http_route;
 /** The routes fuzz_gateway drives, in its selector order: every route of
- *  km_gw_routes except the system ones (they need the enclave pool) and the
- *  three GETs that may long-poll (they need the HTTP server).
+ *  km_gw_routes except the system ones (they need the enclave pool).
  *  Returns their number (<= max); out: pointers into the route table. */
 size_t fz_gateway_routes(const struct km_http_route **out, size_t max);
 

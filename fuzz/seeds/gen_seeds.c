@@ -761,6 +761,9 @@ static void seeds_gateway(void) {
     gw_seed("keygen_register", "POST", "/api/v1/keygen/{keygen_id}/participants", one,
             "{\"user_id\":\"" UUID_B "\",\"blob\":\"00ff\",\"auth_key\":\"" HEX32
             "\",\"require_approval\":true}");
+    gw_seed("keygen_get", "GET", "/api/v1/keygen/{keygen_id}", one, "");
+    gw_seed("signing_get", "GET", "/api/v1/signing/{signing_id}", one, "");
+    gw_seed("single_get", "GET", "/api/v1/sign/single/{request_id}", one, "");
     gw_seed("keygen_delete", "DELETE", "/api/v1/keygen/{keygen_id}", one, "");
     gw_seed("keygen_slots_bad_path", "GET", "/api/v1/keygen/{keygen_id}/slots", bad, "");
     gw_seed("signing_create", "POST", "/api/v1/signing", NULL,

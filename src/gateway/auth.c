@@ -32,6 +32,15 @@ int km_gw_auth(km_gateway *gw, km_store *st, const km_http_request *req, const u
     const char *const hdr[4] = {km_http_header(req, KM_GW_HDR_KEY), km_http_header(req, KM_GW_HDR_TIMESTAMP),
                                 km_http_header(req, KM_GW_HDR_NONCE),
                                 km_http_header(req, KM_GW_HDR_SIGNATURE)};
+    /* One value each: with two, a proxy or a log may read another one than
+     * the gateway (which would take the first). A missing one is answered
+     * auth_missing by km_gw_auth_headers. */
+    if (hdr[0] && hdr[1] && hdr[2] && hdr[3] &&
+        (km_http_header_count(req, KM_GW_HDR_KEY) != 1 ||
+         km_http_header_count(req, KM_GW_HDR_TIMESTAMP) != 1 ||
+         km_http_header_count(req, KM_GW_HDR_NONCE) != 1 ||
+         km_http_header_count(req, KM_GW_HDR_SIGNATURE) != 1))
+        return deny(gw, resp, 401, "auth_malformed", "each X-KeyMeld-* header must be sent exactly once");
     return km_gw_auth_headers(gw, st, req, hdr, allowed, n_allowed, signer_index, resp);
 }
 
@@ -44,13 +53,6 @@ int km_gw_auth_headers(km_gateway *gw, km_store *st, const km_http_request *req,
             gw, resp, 401, "auth_missing",
             "this call must be signed: headers X-KeyMeld-Key, X-KeyMeld-Timestamp, X-KeyMeld-Nonce and "
             "X-KeyMeld-Signature are required");
-    /* One value each: with two, a proxy or a log may read another one than
-     * the gateway (which would take the first). */
-    if (km_http_header_count(req, KM_GW_HDR_KEY) != 1 ||
-        km_http_header_count(req, KM_GW_HDR_TIMESTAMP) != 1 ||
-        km_http_header_count(req, KM_GW_HDR_NONCE) != 1 ||
-        km_http_header_count(req, KM_GW_HDR_SIGNATURE) != 1)
-        return deny(gw, resp, 401, "auth_malformed", "each X-KeyMeld-* header must be sent exactly once");
     unsigned char key[32], sig[64];
     km_reqauth_req r;
     memset(&r, 0, sizeof r);
