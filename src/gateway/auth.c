@@ -29,22 +29,30 @@ static int parse_u64(const char *s, uint64_t *out) {
 
 int km_gw_auth(km_gateway *gw, km_store *st, const km_http_request *req, const unsigned char (*allowed)[32],
                size_t n_allowed, size_t *signer_index, km_http_response *resp) {
-    const char *hkey = km_http_header(req, KM_GW_HDR_KEY);
-    const char *hts = km_http_header(req, KM_GW_HDR_TIMESTAMP);
-    const char *hnonce = km_http_header(req, KM_GW_HDR_NONCE);
-    const char *hsig = km_http_header(req, KM_GW_HDR_SIGNATURE);
+    const char *const hdr[4] = {km_http_header(req, KM_GW_HDR_KEY), km_http_header(req, KM_GW_HDR_TIMESTAMP),
+                                km_http_header(req, KM_GW_HDR_NONCE),
+                                km_http_header(req, KM_GW_HDR_SIGNATURE)};
+    /* One value each: with two, a proxy or a log may read another one than
+     * the gateway (which would take the first). A missing one is answered
+     * auth_missing by km_gw_auth_headers. */
+    if (hdr[0] && hdr[1] && hdr[2] && hdr[3] &&
+        (km_http_header_count(req, KM_GW_HDR_KEY) != 1 ||
+         km_http_header_count(req, KM_GW_HDR_TIMESTAMP) != 1 ||
+         km_http_header_count(req, KM_GW_HDR_NONCE) != 1 ||
+         km_http_header_count(req, KM_GW_HDR_SIGNATURE) != 1))
+        return deny(gw, resp, 401, "auth_malformed", "each X-KeyMeld-* header must be sent exactly once");
+    return km_gw_auth_headers(gw, st, req, hdr, allowed, n_allowed, signer_index, resp);
+}
+
+int km_gw_auth_headers(km_gateway *gw, km_store *st, const km_http_request *req, const char *const hdr[4],
+                       const unsigned char (*allowed)[32], size_t n_allowed, size_t *signer_index,
+                       km_http_response *resp) {
+    const char *hkey = hdr[0], *hts = hdr[1], *hnonce = hdr[2], *hsig = hdr[3];
     if (!hkey || !hts || !hnonce || !hsig)
         return deny(
             gw, resp, 401, "auth_missing",
             "this call must be signed: headers X-KeyMeld-Key, X-KeyMeld-Timestamp, X-KeyMeld-Nonce and "
             "X-KeyMeld-Signature are required");
-    /* One value each: with two, a proxy or a log may read another one than
-     * the gateway (which would take the first). */
-    if (km_http_header_count(req, KM_GW_HDR_KEY) != 1 ||
-        km_http_header_count(req, KM_GW_HDR_TIMESTAMP) != 1 ||
-        km_http_header_count(req, KM_GW_HDR_NONCE) != 1 ||
-        km_http_header_count(req, KM_GW_HDR_SIGNATURE) != 1)
-        return deny(gw, resp, 401, "auth_malformed", "each X-KeyMeld-* header must be sent exactly once");
     unsigned char key[32], sig[64];
     km_reqauth_req r;
     memset(&r, 0, sizeof r);

@@ -36,4 +36,15 @@
 int km_gw_auth(km_gateway *gw, km_store *st, const km_http_request *req, const unsigned char (*allowed)[32],
                size_t n_allowed, size_t *signer_index, km_http_response *resp);
 
+/** km_gw_auth with the four header values given instead of read from the
+ *  connection (km_gw_auth calls it; the fuzz target fuzz/fuzz_reqauth.c
+ *  feeds it arbitrary headers).
+ *  km_gw_auth itself first refuses a header sent more than once.
+ *  In:      hdr: the values of X-KeyMeld-Key, -Timestamp, -Nonce and
+ *           -Signature, in that order, each NUL-terminated or NULL when the
+ *           header is absent. Everything else as km_gw_auth. */
+int km_gw_auth_headers(km_gateway *gw, km_store *st, const km_http_request *req, const char *const hdr[4],
+                       const unsigned char (*allowed)[32], size_t n_allowed, size_t *signer_index,
+                       km_http_response *resp);
+
 #endif

@@ -1,0 +1,192 @@
+/* fuzz/fz_util.c — see fz_util.h. */
+#include "fz_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "enclave/enclave.h"
+#include "enclave/sessions.h"
+#include "gateway/gateway.h"
+#include "gateway/handlers.h"
+#include "keymeld/ecies.h"
+#include "keymeld/hash.h"
+#include "keymeld/secret.h"
+
+#define K32(b)                                                                                               \
+    { b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b, b }
+const unsigned char FZ_ENCLAVE_SK[32] = K32(0x11);
+const unsigned char FZ_GATEWAY_SK[32] = K32(0x22);
+const unsigned char FZ_SESSION_SECRET[32] = K32(0x33);
+const unsigned char FZ_SEAL_KEY[32] = K32(0x44);
+const unsigned char FZ_CHANNEL_KEY[32] = K32(0x55);
+
+km_ctx *fz_ctx(void) {
+    static km_ctx *ctx;
+    if (!ctx && km_ctx_create(&ctx) != KM_OK) {
+        fprintf(stderr, "fuzz: cannot create the context\n");
+        abort();
+    }
+    return ctx;
+}
+
+void fz_pub33(const unsigned char sk[32], unsigned char out[33]) {
+    if (km_ecies_pubkey(fz_ctx(), sk, out) != KM_OK) abort();
+}
+
+uint8_t fz_u8(fz_reader *r) {
+    if (!r->left) return 0;
+    r->left--;
+    return *r->p++;
+}
+
+uint16_t fz_u16(fz_reader *r) {
+    uint16_t hi = fz_u8(r);
+    return (uint16_t)(hi << 8 | fz_u8(r));
+}
+
+const uint8_t *fz_take(fz_reader *r, size_t n, size_t *got) {
+    const uint8_t *p = r->p;
+    *got = n < r->left ? n : r->left;
+    r->p += *got;
+    r->left -= *got;
+    return p;
+}
+
+const uint8_t *fz_piece(fz_reader *r, size_t *len) {
+    size_t n = fz_u16(r);
+    return fz_take(r, n, len);
+}
+
+const uint8_t *fz_rest(fz_reader *r, size_t *len) {
+    return fz_take(r, r->left, len);
+}
+
+char *fz_strndup(const uint8_t *p, size_t n) {
+    char *s = malloc(n + 1);
+    if (!s) abort();
+    if (n) memcpy(s, p, n);
+    s[n] = '\0';
+    return s;
+}
+
+struct km_enclave *fz_enclave_new(void) {
+    km_enclave *e = calloc(1, sizeof *e);
+    if (!e) abort();
+    e->ctx = fz_ctx();
+    if (km_secret_from(e->ctx, FZ_ENCLAVE_SK, 32, &e->key) != KM_OK) abort();
+    fz_pub33(FZ_ENCLAVE_SK, e->pub);
+    km_sha256(e->fingerprint, e->pub, 33);
+    unsigned char gpub[33];
+    fz_pub33(FZ_GATEWAY_SK, gpub);
+    e->gateways = calloc(1, 32);
+    if (!e->gateways) abort();
+    memcpy(e->gateways[0], gpub + 1, 32);
+    e->n_gateways = 1;
+    e->max_keygens = 16;
+    e->max_signings = 16;
+    e->keygen_ttl_s = 3600;
+    e->signing_ttl_s = 3600;
+    e->started_at = km_enclave_now();
+    memset(e->boot_id, 0xb0, sizeof e->boot_id);
+    km_buf_init(&e->dev_leaf);
+    km_buf_init(&e->dev_root);
+    pthread_mutex_init(&e->lock, NULL);
+    e->sessions = km_sessions_new();
+    if (!e->sessions) abort();
+    return e;
+}
+
+void fz_enclave_reset(struct km_enclave *e) {
+    km_sessions_free(e->sessions);
+    e->sessions = km_sessions_new();
+    if (!e->sessions) abort();
+}
+
+void fz_enclave_free(struct km_enclave *e) {
+    if (!e) return;
+    km_sessions_free(e->sessions);
+    km_secret_free(e->key);
+    free(e->gateways);
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+}
+
+static char gw_dir[64], gw_db[96];
+
+static km_http_server *gw_http;
+
+static void gateway_cleanup(void) {
+    km_http_stop(gw_http); /* NULL-safe */
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s%s", gw_db, suffix[i]);
+        unlink(p);
+    }
+    rmdir(gw_dir);
+}
+
+struct km_gateway *fz_gateway_new(void) {
+    km_gateway *gw = calloc(1, sizeof *gw);
+    if (!gw) abort();
+    gw->ctx = fz_ctx();
+    km_gw_config_defaults(&gw->cfg);
+    gw->cfg.auth_window_seconds = 100u * 366u * 86400u;
+    gw->cfg.n_enclaves = 3;
+    for (uint32_t i = 0; i < 3; i++) {
+        gw->cfg.enclaves[i].id = i + 1;
+        snprintf(gw->cfg.enclaves[i].address, sizeof gw->cfg.enclaves[i].address, "unix:/nonexistent/%u", i);
+        fz_pub33(FZ_ENCLAVE_SK, gw->cfg.enclaves[i].pubkey);
+    }
+    snprintf(gw->owner, sizeof gw->owner, "fuzz");
+    if (km_ratelimit_new(&gw->rate, gw->cfg.rate_per_key_per_second, gw->cfg.rate_burst_per_key,
+                         gw->cfg.rate_limit_max_keys) != KM_OK)
+        abort();
+    snprintf(gw_dir, sizeof gw_dir, "/tmp/km-fuzz-XXXXXX");
+    if (!mkdtemp(gw_dir)) abort();
+    snprintf(gw_db, sizeof gw_db, "%s/gateway.db", gw_dir);
+    atexit(gateway_cleanup);
+    char msg[256];
+    km_store *st = NULL;
+    if (km_store_open(&st, gw_db, msg, sizeof msg) != KM_OK) {
+        fprintf(stderr, "fuzz: cannot open the store: %s\n", msg);
+        abort();
+    }
+    /* Handlers read wait sequences from the server before anything else;
+     * it listens on an ephemeral loopback port and is never sent a request. */
+    km_http_config hc;
+    memset(&hc, 0, sizeof hc);
+    hc.listen_host = "127.0.0.1";
+    hc.max_body = 1u << 20;
+    hc.threads = 1;
+    hc.max_connections = 4;
+    hc.connection_timeout_s = 5;
+    size_t n_routes;
+    const km_http_route *routes = km_gw_routes(&n_routes);
+    if (km_http_start(&gw_http, &hc, routes, n_routes, gw) != KM_OK) abort();
+    gw->http = gw_http;
+    pthread_mutex_init(&gw->store_lock, NULL);
+    pthread_cond_init(&gw->store_cond, NULL);
+    gw->stores = calloc(1, sizeof *gw->stores);
+    gw->free_stores = calloc(1, sizeof *gw->free_stores);
+    if (!gw->stores || !gw->free_stores) abort();
+    gw->stores[0] = gw->free_stores[0] = st;
+    gw->n_stores = gw->n_free = 1;
+    return gw;
+}
+
+size_t fz_gateway_routes(const struct km_http_route **out, size_t max) {
+    size_t n, k = 0;
+    const km_http_route *all = km_gw_routes(&n);
+    for (size_t i = 0; i < n && k < max; i++) {
+        km_http_handler h = all[i].handler;
+        if (!strncmp(all[i].pattern, "/api/v1/enclaves", 16) ||
+            !strncmp(all[i].pattern, "/api/v1/health", 14) || h == km_h_version || h == km_h_metrics ||
+            h == km_h_openapi || h == km_h_docs)
+            continue;
+        out[k++] = &all[i];
+    }
+    return k;
+}
