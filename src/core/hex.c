@@ -55,11 +55,13 @@ static km_err decode(unsigned char *out, const char *hex, size_t n) {
 }
 
 km_err km_hex_decode(unsigned char *out, size_t out_len, const char *hex, size_t hex_len) {
-    if (out_len > SIZE_MAX / 2 || hex_len != 2 * out_len || (out_len && !hex)) {
-        memset(out, 0, out_len);
-        return out_len <= SIZE_MAX / 2 && hex_len == 2 * out_len ? KM_ERR_ARG : KM_ERR_RANGE;
+    km_err err = KM_ERR_RANGE;
+    if (out_len <= SIZE_MAX / 2 && hex_len == 2 * out_len) {
+        if (hex) return decode(out, hex, out_len); /* zeroes out itself on failure */
+        err = KM_ERR_ARG;
     }
-    return decode(out, hex, out_len);
+    memset(out, 0, out_len);
+    return err;
 }
 
 km_err km_hex_decode_var(unsigned char *out, size_t cap, size_t *out_len, const char *hex, size_t hex_len) {
