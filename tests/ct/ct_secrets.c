@@ -17,9 +17,18 @@
  * and marks only its public outputs defined. Everything KeyMeld's code does
  * with the secrets in between (copies, hashing, HKDF, AES-GCM, hex, codecs,
  * comparisons, zero checks, the enclave's single-signer handlers) stays
- * checked. The few places where KeyMeld verifies a value that only becomes
- * public by being released (a completed adaptor signature) are named in
- * tests/ct/ct.supp with the reason.
+ * checked. Two more declassification rules: a signature handed to a
+ * verification function is public (KeyMeld verifies each signature just
+ * before releasing it), and the one-bit verdict of km_ct_equal is public
+ * (ct_enclave.c). tests/ct/ct.supp lists the declassification points inside
+ * libsecp256k1 and OpenSSL that this build of them cannot mark itself; it
+ * has no entry for KeyMeld's own code.
+ *
+ * Found and fixed with it: km_hex_encode looked up a table by each secret
+ * nibble and km_hex_decode branched on each character's class (hex.c);
+ * km_adaptor_secret_sum branched on the bytes of the secret partial sum
+ * (adaptor.c). --control-leak runs the old hex encoder as the negative
+ * control (ctest ct/ct_detects_leak).
  *
  * The program also checks its own results (signatures verify, blobs open to
  * the same bytes), so it cannot pass by doing nothing. Run without valgrind
