@@ -111,8 +111,10 @@ static km_err spawn(km_devnet_enclave *t) {
         _exit(127);
     }
     t->pid = pid;
-    /* Wait (bounded, 5 s) until the socket accepts; give up early if it died. */
-    for (int i = 0; i < 500; i++) {
+    /* Wait (bounded, 30 s) until the socket accepts; give up early if it
+     * died. Natively it accepts within milliseconds; the bound leaves room
+     * for an enclave started under valgrind (scripts/valgrind). */
+    for (int i = 0; i < 3000; i++) {
         km_err err;
         int fd = km_net_connect(t->addr, &err);
         if (fd >= 0) {

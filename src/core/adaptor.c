@@ -367,15 +367,21 @@ km_err km_adaptor_secret_sum(const km_ctx *ctx, unsigned char out32[32], const u
             goto out;
         }
     /* acc may pass through zero (t1 + t2 = 0) and leave it again; tweak_add
-     * cannot hold zero, so a zero partial sum is tracked as all-zero bytes. */
+     * cannot hold zero, so a zero partial sum is tracked in acc_zero. The
+     * flag changes only on tweak_add's verdict (the sum is zero), never by
+     * looking at the secret bytes: no branch depends on the secrets' values
+     * (tests/ct/ct_secrets.c). */
+    int acc_zero = 1;
     for (size_t i = 0; i < n; i++) {
-        if (is_zero32(acc)) {
+        if (acc_zero) {
             memcpy(acc, secrets[i], 32);
+            acc_zero = 0;
         } else if (!secp256k1_ec_seckey_tweak_add(secp, acc, secrets[i])) {
             km_wipe(acc, sizeof acc);
+            acc_zero = 1;
         }
     }
-    if (is_zero32(acc)) {
+    if (acc_zero) {
         err = KM_ERR_INVALID_KEY;
         goto out;
     }

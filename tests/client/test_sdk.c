@@ -284,7 +284,13 @@ static void proxy_one(proxy *px, int cfd) {
     if (read_all(cfd, &req, he + cl)) goto done;
     char target[512] = "";
     const char *sp = memchr(req.data, ' ', he);
-    if (sp) sscanf(sp + 1, "%511s", target);
+    /* The request is not NUL-terminated: take the target up to the next
+     * space within the header (sscanf would read past the received bytes). */
+    const char *te = sp ? memchr(sp + 1, ' ', he - (size_t)(sp + 1 - (const char *)req.data)) : NULL;
+    if (te && (size_t)(te - sp - 1) < sizeof target) {
+        memcpy(target, sp + 1, (size_t)(te - sp - 1));
+        target[te - sp - 1] = '\0';
+    }
     const char *eol = memchr(req.data, '\n', he);
     (void)km_buf_put(&up, req.data, (size_t)(eol + 1 - (const char *)req.data));
     copy_headers(&up, (const char *)req.data, he);

@@ -69,6 +69,7 @@ int km_demo_adaptors(km_demo_env *env) {
         items[c].n_points = (uint16_t)cases[c].n_secrets;
         for (size_t k = 0; !err && k < cases[c].n_secrets; k++) {
             err = km_demo_adaptor_secret(env->ctx, cases[c].t[k], cases[c].T[k]);
+            if (!err) km_demo_note(env, "adaptor_secret", cases[c].t[k], 32);
             memcpy(items[c].points[k], cases[c].T[k], 33);
         }
         if (!err) err = km_demo_item_id(&items[c].id);

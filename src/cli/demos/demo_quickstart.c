@@ -38,6 +38,7 @@ int km_demo_quickstart(km_demo_env *env) {
     km_sign_item it;
     memset(&it, 0, sizeof it);
     km_sha256(it.msg, text, sizeof text - 1);
+    km_demo_note(env, "message", text, sizeof text - 1);
     km_err err = km_demo_item_id(&it.id);
     if (err) {
         rc = km_demo_fail(env, "item id", err);

@@ -24,6 +24,8 @@ int km_demo_single_signer(km_demo_env *env) {
         km_wipe(&k, sizeof k);
         return km_demo_fail(env, "making the key", err);
     }
+    km_demo_note(env, "secret_key", k.sec, 32);
+    km_demo_note(env, "auth_key", k.auth_sec, 32);
     km_demo_step(env, "import the key (approval required)");
     err = km_sdk_key_import(env->sdk, &key_id, &k.user_id, k.sec, k.auth_sec, 1, &enc);
     if (err) {
@@ -36,6 +38,7 @@ int km_demo_single_signer(km_demo_env *env) {
     km_tool_say(env->t, "  key %s now lives in enclave %u\n", pub, enc);
 
     static const char text[] = "keymeld demo single-signer: BIP-340 over these bytes";
+    km_demo_note(env, "message", text, sizeof text - 1);
     km_demo_step(env, "BIP-340 signature, approved by the auth key");
     err = km_sdk_key_sign(env->sdk, &key_id, &k.user_id, k.pub33, k.auth_sec, KM_KEY_ALGO_SCHNORR,
                           (const unsigned char *)text, sizeof text - 1, 1, env->t->timeout_s, sig);
@@ -53,6 +56,7 @@ int km_demo_single_signer(km_demo_env *env) {
 
     unsigned char digest[32];
     km_sha256(digest, text, sizeof text - 1);
+    km_demo_note(env, "message", digest, 32);
     km_demo_step(env, "ECDSA signature over a digest, approved");
     err = km_sdk_key_sign(env->sdk, &key_id, &k.user_id, k.pub33, k.auth_sec, KM_KEY_ALGO_ECDSA, digest, 32,
                           1, env->t->timeout_s, sig);

@@ -44,6 +44,7 @@ int km_demo_taproot_spend(km_demo_env *env) {
         if (!err) err = km_random_bytes(dest_sec, 32);
     while (!err && km_single_seckey_check(env->ctx, dest_sec) != KM_OK);
     if (!err) err = km_single_xonly_pubkey(env->ctx, dest_x, dest_sec);
+    if (!err) km_demo_note(env, "secret_key", dest_sec, 32);
     km_wipe(dest_sec, sizeof dest_sec);
     if (!err) err = km_tx_p2tr_script(env->ctx, dest_spk, dest_x);
     if (!err) err = km_tx_add_input(&tx, prev_txid, 0, 0xfffffffdu);

@@ -27,6 +27,27 @@ void km_demo_step_done(km_demo_env *env) {
         json_array_append_new(env->steps, json_pack("{s:s, s:f}", "step", env->step_name, "ms", ms));
 }
 
+void km_demo_note(km_demo_env *env, const char *kind, const void *p, size_t n) {
+    if (!env->secrets) return;
+    json_t *h = km_demo_hexj(p, n);
+    if (h) json_array_append_new(env->secrets, json_pack("{s:s, s:o}", "kind", kind, "hex", h));
+}
+
+/* The session secret of s, read back through the SDK's export (the only way
+ * out of the SDK, made for invitations); for --secrets-out only. */
+static void note_session_secret(km_demo_env *env, const km_sdk_session *s) {
+    char *text = NULL;
+    if (!env->secrets || km_sdk_session_export(s, &text) != KM_OK) return;
+    json_t *j = json_loads(text, 0, NULL);
+    const char *hex = json_string_value(json_object_get(j, "session_secret"));
+    unsigned char sec[32];
+    if (hex && km_tool_unhex(sec, 32, hex) == KM_OK) km_demo_note(env, "session_secret", sec, 32);
+    km_wipe(sec, sizeof sec);
+    json_decref(j);
+    km_wipe(text, strlen(text));
+    free(text);
+}
+
 int km_demo_fail(km_demo_env *env, const char *what, km_err err) {
     const char *detail = env->sdk ? km_sdk_last_error(env->sdk) : "";
     return km_tool_fail_remote(env->t, err, what, detail, 1);
@@ -105,6 +126,8 @@ int km_demo_keygen(km_demo_env *env, size_t n, const km_tweak *tweak, const km_s
             if (!err) err = km_random_bytes(parties[i].auth_sec, 32);
         while (!err && km_single_seckey_check(env->ctx, parties[i].auth_sec) != KM_OK);
         if (!err) err = km_single_pubkey(env->ctx, parties[i].pub33, parties[i].sec);
+        if (!err) km_demo_note(env, "secret_key", parties[i].sec, 32);
+        if (!err) km_demo_note(env, "auth_key", parties[i].auth_sec, 32);
     }
     if (err) return km_demo_fail(env, "making participant keys", err);
     km_sdk_keygen_params p;
@@ -117,6 +140,7 @@ int km_demo_keygen(km_demo_env *env, size_t n, const km_tweak *tweak, const km_s
     km_demo_step(env, "keygen: create (coordinator)");
     if ((err = km_sdk_keygen_create(env->sdk, &p, s)) != KM_OK)
         return km_demo_fail(env, "keygen create", err);
+    note_session_secret(env, *s);
     km_demo_step_done(env);
     km_demo_step(env, "keygen: every participant joins through its enclave");
     for (size_t i = 0; i < n; i++) {
@@ -154,6 +178,8 @@ int km_demo_keygen(km_demo_env *env, size_t n, const km_tweak *tweak, const km_s
 int km_demo_sign(km_demo_env *env, km_sdk *sdk, km_sdk_session *s, const km_sign_item *items, size_t n,
                  const int *approval, const km_demo_party *parties, size_t n_parties, km_sdk_sign_result *r) {
     memset(r, 0, sizeof *r);
+    for (size_t i = 0; i < n; i++)
+        km_demo_note(env, "message", items[i].msg, 32);
     km_uuid sid;
     km_err err = km_uuid_v7(&sid, km_tool_unix_ms());
     if (!err) err = km_sdk_sign_create(sdk, s, &sid, items, n, 600);

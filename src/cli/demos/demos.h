@@ -22,6 +22,10 @@ typedef struct km_demo_env {
     json_t *steps;       /* [{"step", "ms"}] */
     double step_t0;
     const char *step_name;
+    /* Testing only (`--secrets-out FILE`, not in the help): every secret and
+     * message the demo used, so tests/cli/test_cli_secrets.c can search the
+     * logs and the database for them. NULL unless asked for. */
+    json_t *secrets;
 } km_demo_env;
 
 typedef struct km_demo {
@@ -46,6 +50,10 @@ int km_demo_stress(km_demo_env *env);
 /** Start / end a timed step (printed as "  step ... 123 ms", recorded in JSON). */
 void km_demo_step(km_demo_env *env, const char *name);
 void km_demo_step_done(km_demo_env *env);
+/** Record a secret or message the demo used (kind: "secret_key", "auth_key",
+ *  "session_secret", "message", "adaptor_secret") when --secrets-out was
+ *  given; does nothing otherwise. p/n: the bytes (borrowed). */
+void km_demo_note(km_demo_env *env, const char *kind, const void *p, size_t n);
 /** Report a failed check or call; returns the exit code for err. */
 int km_demo_fail(km_demo_env *env, const char *what, km_err err);
 

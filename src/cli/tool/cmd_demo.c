@@ -46,9 +46,14 @@ int km_cmd_demo(km_tool *t, int argc, char **argv) {
         }
         return km_tool_usage(t, "unknown demo '%s' (keymeld demo list)", argv[0]);
     }
-    const char *out_dir = ".";
+    const char *out_dir = ".", *secrets_out = NULL;
     unsigned count = 100, threads = 8;
+    /* --secrets-out FILE is for tests/cli/test_cli_secrets.c only and left
+     * out of the help: it writes the demo's throwaway keys, session secrets
+     * and messages (mode 0600) so the test can search every log and the
+     * gateway's database for them. It changes nothing else. */
     km_opt opts[] = {{"--out", &out_dir, NULL, NULL},
+                     {"--secrets-out", &secrets_out, NULL, NULL},
                      {"--count", NULL, NULL, &count},
                      {"--threads", NULL, NULL, &threads},
                      {NULL, NULL, NULL, NULL}};
@@ -67,10 +72,12 @@ int km_cmd_demo(km_tool *t, int argc, char **argv) {
     env.count = count;
     env.threads = threads;
     env.steps = json_array();
+    env.secrets = secrets_out ? json_array() : NULL;
     env.dev = calloc(1, sizeof *env.dev);
-    if (!env.dev || !env.steps) {
+    if (!env.dev || !env.steps || (secrets_out && !env.secrets)) {
         free(env.dev);
         json_decref(env.steps);
+        json_decref(env.secrets);
         return km_tool_fail(t, KM_ERR_NOMEM, "demo", NULL);
     }
     km_tool_set_str(t, "demo", demo->name);
@@ -91,6 +98,13 @@ int km_cmd_demo(km_tool *t, int argc, char **argv) {
                     demo->name, total / 1000.0);
     }
     if (t->out) json_object_set(t->out, "steps", env.steps);
+    if (env.secrets) {
+        json_t *doc = json_pack("{s:O}", "secrets", env.secrets);
+        km_err werr = doc ? km_tool_write_json(secrets_out, doc, 0600) : KM_ERR_NOMEM;
+        json_decref(doc);
+        json_decref(env.secrets);
+        if (werr && !rc) rc = km_tool_fail(t, werr, "writing", secrets_out);
+    }
     json_decref(env.steps);
     km_sdk_free(env.sdk);
     free(env.dev);
