@@ -281,7 +281,12 @@ static int run_keygen(km_gateway *gw, km_store *st, task *t) {
             goto out;
         }
         if (reg < n) goto out; /* waiting for registrations */
-        if (km_store_keygen_set_state(st, t->id, KM_KEYGEN_FINALIZING, NULL, km_gw_now()) != KM_OK) {
+        /* No sync of its own: lost with the machine, the keygen is back to
+         * collecting with every registration stored and moves on again. */
+        err = km_store_set_durable(st, 0);
+        if (!err) err = km_store_keygen_set_state(st, t->id, KM_KEYGEN_FINALIZING, NULL, km_gw_now());
+        km_err restore = km_store_set_durable(st, 1);
+        if (err || restore) {
             rc = R_RETRY;
             goto out;
         }
@@ -933,6 +938,18 @@ static km_err relaxed_claim(km_gateway *gw, km_store *st, const task *t, int64_t
     return err ? err : restore;
 }
 
+/* Like the claim, the release needs no sync of its own: lost with the
+ * machine, it only makes another gateway wait for the lease to end (this
+ * one, restarted under the same owner name, takes it back at once). A keygen
+ * collecting registrations is claimed and released once per registration,
+ * so a synced release cost a disk sync per participant. */
+static km_err relaxed_release(km_gateway *gw, km_store *st, const task *t) {
+    km_err err = km_store_set_durable(st, 0);
+    if (!err) err = km_store_release(st, (km_store_kind)t->kind, t->id, gw->owner);
+    km_err restore = km_store_set_durable(st, 1);
+    return err ? err : restore;
+}
+
 static int run_task(km_gateway *gw, task *t) {
     km_store *st = km_gw_store_take(gw);
     int rc = R_DONE;
@@ -950,8 +967,7 @@ static int run_task(km_gateway *gw, task *t) {
             /* A finished session needs no release (nobody can claim it; that
              * saves a disk sync per session). A failed release only delays
              * another gateway until the lease ends. */
-            if (!session_terminal(st, t->kind, t->id) &&
-                km_store_release(st, (km_store_kind)t->kind, t->id, gw->owner) != KM_OK)
+            if (!session_terminal(st, t->kind, t->id) && relaxed_release(gw, st, t) != KM_OK)
                 fprintf(stderr, "keymeld-gateway: could not release a session lease\n");
         } else if (err == KM_ERR_STATE) {
             /* terminal, or another gateway drives it: look again after its lease */
