@@ -495,8 +495,12 @@ static int step_approvals(signing_ctx *x) {
     int complete;
     if (approvals_complete(x->st, &x->s, x->as, x->n, &complete) != KM_OK) return S_RETRY;
     if (!complete) return S_WAIT;
-    return km_store_signing_set_state(x->st, x->t->id, KM_SIGNING_NONCES, NULL, km_gw_now()) ? S_RETRY
-                                                                                             : S_NEXT;
+    /* No sync of its own: lost with the machine, the approvals are still all
+     * stored and the session moves on again. */
+    km_err err = km_store_set_durable(x->st, 0);
+    if (!err) err = km_store_signing_set_state(x->st, x->t->id, KM_SIGNING_NONCES, NULL, km_gw_now());
+    km_err restore = km_store_set_durable(x->st, 1);
+    return err || restore ? S_RETRY : S_NEXT;
 }
 
 /* Round 1 on every enclave (each returns its participants' signed, sealed
