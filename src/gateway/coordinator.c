@@ -95,10 +95,12 @@ int km_coord_enclave_ready(km_gateway *gw, uint32_t enclave_id) {
     return ready;
 }
 
-static void notify(km_gateway *gw, km_store_kind kind, const unsigned char id[16]) {
+/* final: the session is now completed or failed (waiters for the final
+ * state only are resumed by these alone). */
+static void notify(km_gateway *gw, km_store_kind kind, const unsigned char id[16], int final) {
     char key[48];
     km_gw_wait_key(key, kind, id);
-    if (gw->http) km_http_notify(gw->http, key);
+    if (gw->http) km_http_notify_change(gw->http, key, final);
 }
 
 /* An enclave call for the coordinator. Returns KM_OK when the enclave
@@ -252,7 +254,7 @@ static void fail_session(km_gateway *gw, km_store *st, int kind, const unsigned 
     char hex[33];
     if (km_hex_encode(hex, sizeof hex, id, 16) == KM_OK)
         fprintf(stderr, "keymeld-gateway: session %s failed: %s\n", hex, reason);
-    notify(gw, (km_store_kind)kind, id);
+    notify(gw, (km_store_kind)kind, id, 1);
 }
 
 /* ---- keygen --------------------------------------------------------------- */
@@ -290,7 +292,7 @@ static int run_keygen(km_gateway *gw, km_store *st, task *t) {
             rc = R_RETRY;
             goto out;
         }
-        notify(gw, KM_STORE_KEYGEN, t->id);
+        notify(gw, KM_STORE_KEYGEN, t->id, 0);
     }
     /* finalizing: every enclave of the keygen aggregates the same records */
     uint32_t encs[KM_GW_MAX_ENCLAVES];
@@ -327,7 +329,7 @@ static int run_keygen(km_gateway *gw, km_store *st, task *t) {
             rc = R_RETRY;
         } else {
             atomic_fetch_add(&gw->metrics.sessions_completed[0], 1);
-            notify(gw, KM_STORE_KEYGEN, t->id);
+            notify(gw, KM_STORE_KEYGEN, t->id, 1);
         }
     }
     replies_free(&rs);
@@ -650,7 +652,7 @@ static int run_signing(km_gateway *gw, km_store *st, task *t) {
             rc = step_finalize(&x);
             break;
         }
-        if (rc != S_WAIT && rc != S_RETRY) notify(gw, KM_STORE_SIGNING, t->id);
+        if (rc != S_WAIT && rc != S_RETRY) notify(gw, KM_STORE_SIGNING, t->id, rc == S_END);
         if (rc != S_NEXT) break;
     }
 out:
@@ -701,7 +703,7 @@ static int run_keysign(km_gateway *gw, km_store *st, task *t) {
         goto out;
     }
     atomic_fetch_add(&gw->metrics.sessions_completed[2], 1);
-    notify(gw, KM_STORE_KEYSIGN, t->id);
+    notify(gw, KM_STORE_KEYSIGN, t->id, 1);
 out:
     km_buf_free(&k.import_blob);
     km_buf_free(&req);
@@ -836,7 +838,7 @@ static void run_sweep(km_gateway *gw, km_store *st) {
     if (km_store_expire(st, now, &failed) == KM_OK && failed && refs) {
         /* Wake whoever waits on a session that may just have expired. */
         for (size_t i = 0; i < nref; i++)
-            notify(gw, refs[i].kind, refs[i].id);
+            notify(gw, refs[i].kind, refs[i].id, 1);
     }
     free(refs);
     if (now - gw->coord->last_purge >= REPLAY_PURGE_S) {

@@ -437,7 +437,7 @@ void km_h_keygen_register(void *app, const km_http_request *req, km_http_respons
     km_coord_kick(gw, KM_STORE_KEYGEN, kg.id);
     char key[48];
     km_gw_wait_key(key, KM_STORE_KEYGEN, kg.id);
-    km_http_notify(gw->http, key);
+    km_http_notify_change(gw->http, key, 0); /* a registration or approval: not final */
     answer_registration(st, &kg, user, enclave_id, &record, 201, resp);
 out:
     if (have_kg) km_store_keygen_clear(&kg);

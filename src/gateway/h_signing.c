@@ -373,7 +373,7 @@ void km_h_signing_approve(void *app, const km_http_request *req, km_http_respons
     km_coord_kick(gw, KM_STORE_SIGNING, sid);
     char key[48];
     km_gw_wait_key(key, KM_STORE_SIGNING, sid);
-    km_http_notify(gw->http, key);
+    km_http_notify_change(gw->http, key, 0); /* a registration or approval: not final */
     answer_signing(st, sid, 200, resp);
 out:
     km_store_signing_clear(&s);

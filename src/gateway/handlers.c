@@ -248,6 +248,7 @@ int km_gw_maybe_wait(km_gateway *gw, const km_http_request *req, km_http_respons
     resp->wait_key = resp->wait_key_buf;
     resp->wait_seq = seq;
     resp->wait_until_ms = deadline;
+    resp->wait_final_only = until_final;
     return 1;
 }
 

@@ -83,6 +83,7 @@ struct km_rq {
     km_rq *resume_next; /* private list of whoever took it out of the table */
     int was_parked;
     uint64_t wait_owner; /* counted in srv->owners while parked; 0 = not counted */
+    int final_only;      /* parked for the final state only (resp.wait_final_only) */
     uint64_t last_owner; /* the owner of its first wait: a resumed handler that waits again
                             (it does not authenticate again) still counts against it */
 
@@ -363,6 +364,10 @@ uint64_t km_http_wait_seq(km_http_server *s, const char *key) {
 }
 
 void km_http_notify(km_http_server *s, const char *key) {
+    km_http_notify_change(s, key, 1);
+}
+
+void km_http_notify_change(km_http_server *s, const char *key, int final) {
     unsigned slot = key_slot(key);
     km_rq *list = NULL;
     pthread_mutex_lock(&s->mu);
@@ -370,7 +375,7 @@ void km_http_notify(km_http_server *s, const char *key) {
     km_rq *rq = s->waiters[slot];
     while (rq) {
         km_rq *next = rq->wnext;
-        if (strcmp(rq->wait_key, key) == 0) take_waiter(s, rq, &list);
+        if ((final || !rq->final_only) && strcmp(rq->wait_key, key) == 0) take_waiter(s, rq, &list);
         rq = next;
     }
     pthread_mutex_unlock(&s->mu);
@@ -583,6 +588,7 @@ static enum MHD_Result run_handler(km_http_server *s, km_rq *rq, int resumed) {
         rq->wait_key = key;
         rq->slot = key_slot(key);
         rq->deadline = resp.wait_until_ms;
+        rq->final_only = resp.wait_final_only;
         if (resp.wait_owner) rq->last_owner = resp.wait_owner;
         uint64_t owner = rq->last_owner;
 

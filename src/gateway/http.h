@@ -96,6 +96,8 @@ typedef struct km_http_response {
     uint64_t wait_until_ms; /**< CLOCK_MONOTONIC deadline in ms (see km_http_now_ms) */
     uint64_t wait_owner;    /**< who waits (e.g. a hash of the signing key), counted against
                                  max_waiters_per_owner; 0 = nobody in particular (not counted) */
+    int wait_final_only;    /**< 1: resumed only by km_http_notify_change(.., final = 1) (or the
+                                 deadline), not by changes that are not final */
 } km_http_response;
 
 /** A route handler.
@@ -197,6 +199,13 @@ uint64_t km_http_wait_seq(km_http_server *s, const char *key) KM_NONNULL(1, 2);
  *  In:      s: a running server. key: NUL-terminated key.
  */
 void km_http_notify(km_http_server *s, const char *key) KM_NONNULL(1, 2);
+
+/** km_http_notify, saying whether the new state is final: a change that is
+ *  not (final = 0) bumps the sequence but leaves parked requests that wait
+ *  for the final state only (wait_final_only) parked, so they are not run
+ *  again for nothing. km_http_notify(s, key) is km_http_notify_change(s, key, 1).
+ *  In:      s: a running server. key: NUL-terminated key. final: 1 or 0. */
+void km_http_notify_change(km_http_server *s, const char *key, int final) KM_NONNULL(1, 2);
 
 /** Number of requests currently parked in a wait (for metrics and tests).
  *  Returns: the count at the time of the call. In: s: a running server. */

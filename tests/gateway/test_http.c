@@ -110,6 +110,7 @@ static void h_wait(void *app, const km_http_request *req, km_http_response *resp
         resp->wait_seq = seq;
         resp->wait_until_ms =
             past ? km_http_now_ms() - 1 : km_http_now_ms() + (uint64_t)atoll(ms ? ms : "30000");
+        resp->wait_final_only = km_http_query(req, "final") != NULL;
         return;
     }
     km_http_json(resp, 200, json_pack("{s:i,s:b,s:i}", "counter", c, "resumed", req->resumed, "calls", n));
@@ -640,6 +641,31 @@ static void test_wait_notify(void **state) {
     stop_server();
 }
 
+/* A request waiting for the final state only is left parked by changes
+ * that are not final (its handler is not run again), and resumed by a final
+ * one. */
+static void test_wait_final_only(void **state) {
+    (void)state;
+    start_server(65536, 2);
+    int fd = send_wait("/wait/signing:fa?ms=60000&final=1");
+    wait_parked(1);
+    km_http_notify_change(g_app.srv, "signing:fa", 0);
+    km_http_notify_change(g_app.srv, "signing:fa", 0);
+    assert_int_equal(km_http_waiting(g_app.srv), 1);
+    assert_int_equal(atomic_load(&g_app.wait_calls), 1);
+    atomic_store(&g_app.counter, 9);
+    km_http_notify_change(g_app.srv, "signing:fa", 1);
+    assert_woken(fd, 9);
+    assert_int_equal(km_http_waiting(g_app.srv), 0);
+    assert_int_equal(atomic_load(&g_app.wait_calls), 2);
+    /* km_http_notify is a final change. */
+    fd = send_wait("/wait/signing:fb?ms=60000&final=1");
+    wait_parked(1);
+    km_http_notify(g_app.srv, "signing:fb");
+    assert_woken(fd, 9);
+    stop_server();
+}
+
 static void test_wait_deadline(void **state) {
     (void)state;
     start_server(65536, 2);
@@ -889,6 +915,7 @@ int main(void) {
         cmocka_unit_test(test_body_whole),
         cmocka_unit_test(test_body_limit),
         cmocka_unit_test(test_wait_notify),
+        cmocka_unit_test(test_wait_final_only),
         cmocka_unit_test(test_wait_deadline),
         cmocka_unit_test(test_wait_lost_wakeup_race),
         cmocka_unit_test(test_wait_many),
