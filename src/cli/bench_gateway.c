@@ -52,8 +52,9 @@
  *                   into the harness's, e.g. '{"http_threads": 8}'), to try
  *                   other settings; not with --database-dir.
  * The gateway runs with its default configuration (http_max_connections
- * 1024 suffices for 1000 clients; a 10,000-item batch is about 2 MB of JSON,
- * under the default max_body_bytes of 4 MiB).
+ * 4096 suffices for 1000 clients, and the per-key rate and waiter caps are
+ * above what (d) asks of its one key; a 10,000-item batch is about 2 MB of
+ * JSON, under the default max_body_bytes of 4 MiB).
  * The exit status is 0 when everything ran, whether targets were met or not;
  * figures are never asserted. It is 1 if a call failed outside (d) (a
  * benchmark whose calls fail measures nothing) and 2 on a usage error.
