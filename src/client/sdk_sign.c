@@ -333,6 +333,17 @@ out:
     return err;
 }
 
+/* The end of a call that returns a result: nothing of it is kept on failure,
+ * the error text is cleared on success; the answer is released. */
+static km_err sign_done(km_sdk *sdk, km_err err, km_sdk_sign_result *out, km_client_response *r) {
+    if (err)
+        km_sdk_sign_result_clear(out);
+    else
+        sdk->err[0] = '\0';
+    km_client_response_clear(r);
+    return err;
+}
+
 km_err km_sdk_sign_wait(km_sdk *sdk, const km_sdk_session *s, const km_uuid *signing_id,
                         const km_sign_item *items, size_t n, unsigned timeout_s, km_sdk_sign_result *out) {
     if (out) memset(out, 0, sizeof *out);
@@ -350,12 +361,7 @@ km_err km_sdk_sign_wait(km_sdk *sdk, const km_sdk_session *s, const km_uuid *sig
     err = sdk_poll(sdk, base, km_session_auth_keypair(s->keys), timeout_s, &r, &failed);
     if (err == KM_ERR_NOT_FOUND) err = KM_ERR_STATE;
     if (!err) err = sign_finish(sdk, s, signing_id, items, n, timeout_s, &r, out);
-    if (err)
-        km_sdk_sign_result_clear(out);
-    else
-        sdk->err[0] = '\0';
-    km_client_response_clear(&r);
-    return err;
+    return sign_done(sdk, err, out, &r);
 }
 
 km_err km_sdk_sign(km_sdk *sdk, const km_sdk_session *s, const km_uuid *signing_id, const km_sign_item *items,
@@ -380,10 +386,5 @@ km_err km_sdk_sign(km_sdk *sdk, const km_sdk_session *s, const km_uuid *signing_
         km_client_response_clear(&r);
         return km_sdk_sign_wait(sdk, s, signing_id, items, n, left, out);
     }
-    if (err)
-        km_sdk_sign_result_clear(out);
-    else
-        sdk->err[0] = '\0';
-    km_client_response_clear(&r);
-    return err;
+    return sign_done(sdk, err, out, &r);
 }
