@@ -135,8 +135,9 @@ void km_h_signing_create(void *app, const km_http_request *req, km_http_response
     char key[48];
     km_gw_wait_key(key, KM_STORE_SIGNING, sn.id);
     uint64_t seq = km_http_wait_seq(gw->http, key);
-    const char *wait = km_http_query(req, "wait"); /* already checked: digits only */
-    int waits = wait != NULL && strtoul(wait, NULL, 10) > 0;
+    unsigned long wait_s = 0;
+    (void)km_gw_wait_seconds(gw, req, resp, &wait_s); /* checked above: cannot fail */
+    int waits = wait_s > 0;
     km_store *st = km_gw_store_take(gw);
     km_store_keygen kg;
     int have_kg = 0;

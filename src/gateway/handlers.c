@@ -131,21 +131,10 @@ static int enclave_outcome(uint32_t enclave_id, uint16_t cmd, km_err err, uint16
 
 int km_gw_enclave(km_gateway *gw, uint32_t enclave_id, uint16_t cmd, const km_buf *body, km_buf *reply,
                   km_err *code, km_http_response *resp) {
-    if (code) *code = KM_ERR__COUNT;
-    /* Taken before the readiness check: the call may reach a process that
-     * started after it and has not been restored (see below). */
-    uint64_t gen = km_pool_generation(gw->pool, enclave_id);
-    if (!km_coord_enclave_ready(gw, enclave_id)) return enclave_down(enclave_id, resp);
-    uint16_t status = 0;
-    uint64_t answered = 0;
-    km_err err = km_pool_call_gen(gw->pool, enclave_id, cmd, body ? body->data : NULL, body ? body->len : 0,
-                                  &status, reply, &answered);
-    /* A refusal by a process newer than the one found ready (e.g. "keygen
-     * unknown" before the restore reached it) is an outage, not an answer
-     * (found by keymeld-chaos in the coordinator, which had the same race). */
-    if (!err && status != KM_OK && answered != gen) err = KM_ERR_IO;
-    if (!err && code) *code = (km_err)status;
-    return enclave_outcome(enclave_id, cmd, err, status, reply, resp);
+    km_pool_req r = {enclave_id, cmd, body ? body->data : NULL, body ? body->len : 0, reply, 0, KM_ERR_IO};
+    int ok = km_gw_enclave_all(gw, &r, 1, resp);
+    if (code) *code = r.err == KM_OK ? (km_err)r.code : KM_ERR__COUNT;
+    return ok;
 }
 
 int km_gw_enclave_all(km_gateway *gw, km_pool_req *reqs, size_t n, km_http_response *resp) {
@@ -154,8 +143,10 @@ int km_gw_enclave_all(km_gateway *gw, km_pool_req *reqs, size_t n, km_http_respo
         km_http_error(resp, 500, "internal", "too many enclaves in one call");
         return 0;
     }
+    /* The generations are taken before the readiness check: a call may reach
+     * a process that started after it and has not been restored yet. */
     for (size_t i = 0; i < n; i++) {
-        gens[i] = km_pool_generation(gw->pool, reqs[i].enclave_id); /* as in km_gw_enclave */
+        gens[i] = km_pool_generation(gw->pool, reqs[i].enclave_id);
         if (!km_coord_enclave_ready(gw, reqs[i].enclave_id)) return enclave_down(reqs[i].enclave_id, resp);
     }
     km_err err = km_pool_call_all(gw->pool, reqs, n);
@@ -164,12 +155,17 @@ int km_gw_enclave_all(km_gateway *gw, km_pool_req *reqs, size_t n, km_http_respo
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
-        km_err e = err ? err : reqs[i].err;
-        /* a refusal by a process that restarted meanwhile is an outage */
-        if (!e && reqs[i].code != KM_OK && km_pool_generation(gw->pool, reqs[i].enclave_id) != gens[i])
-            e = KM_ERR_IO;
-        if (!enclave_outcome(reqs[i].enclave_id, reqs[i].cmd, e, reqs[i].code, reqs[i].resp, resp)) return 0;
+        if (err) reqs[i].err = err;
+        /* A refusal by a process newer than the one found ready (e.g. "keygen
+         * unknown" before the restore reached it) is an outage, not an answer
+         * (found by keymeld-chaos in the coordinator, which had the same race). */
+        if (!reqs[i].err && reqs[i].code != KM_OK &&
+            km_pool_generation(gw->pool, reqs[i].enclave_id) != gens[i])
+            reqs[i].err = KM_ERR_IO;
     }
+    for (size_t i = 0; i < n; i++)
+        if (!enclave_outcome(reqs[i].enclave_id, reqs[i].cmd, reqs[i].err, reqs[i].code, reqs[i].resp, resp))
+            return 0;
     return 1;
 }
 
@@ -185,8 +181,8 @@ int km_gw_query_named(const km_http_request *req, const char *name) {
 }
 
 /* The ?wait= value: 1 with *seconds (0 if absent), or 0 with resp answered 400. */
-static int wait_seconds(const km_gateway *gw, const km_http_request *req, km_http_response *resp,
-                        unsigned long *seconds) {
+int km_gw_wait_seconds(const km_gateway *gw, const km_http_request *req, km_http_response *resp,
+                       unsigned long *seconds) {
     const char *w = km_http_query(req, "wait");
     if (!w && km_gw_query_named(req, "wait")) w = ""; /* present but undecodable */
     *seconds = 0;
@@ -221,14 +217,14 @@ static int wait_until(const km_http_request *req, km_http_response *resp, int *f
 int km_gw_wait_valid(km_gateway *gw, const km_http_request *req, km_http_response *resp) {
     unsigned long v;
     int until_final;
-    return wait_seconds(gw, req, resp, &v) && wait_until(req, resp, &until_final);
+    return km_gw_wait_seconds(gw, req, resp, &v) && wait_until(req, resp, &until_final);
 }
 
 int km_gw_maybe_wait(km_gateway *gw, const km_http_request *req, km_http_response *resp, const char *key,
                      uint64_t seq, int final) {
     unsigned long v;
     int until_final;
-    if (!wait_seconds(gw, req, resp, &v) || !wait_until(req, resp, &until_final)) return -1;
+    if (!km_gw_wait_seconds(gw, req, resp, &v) || !wait_until(req, resp, &until_final)) return -1;
     if (final || v == 0) return 0;
     uint64_t now = km_gw_mono_ms(), deadline = now + (uint64_t)v * 1000u;
     if (req->resumed) {

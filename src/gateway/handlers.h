@@ -42,11 +42,14 @@ int km_gw_enclave(km_gateway *gw, uint32_t enclave_id, uint16_t cmd, const km_bu
 
 /** Several enclave commands on behalf of one request, all sent before any
  *  answer is awaited (km_pool_call_all): the enclaves work in parallel.
+ *  km_gw_enclave is this with one request.
  *  Returns: 1 when every enclave answered KM_OK (each reqs[i].resp holds its
- *           reply); 0 with resp answered as km_gw_enclave would for the
+ *           reply); 0 with resp answered as km_gw_enclave describes for the
  *           first request (in order) that failed; nothing is sent when an
  *           enclave is not ready.
- *  In/Out: reqs: as km_pool_call_all (the caller owns the resp buffers). */
+ *  In/Out: reqs: as km_pool_call_all (the caller owns the resp buffers); a
+ *          refusal by an enclave process that restarted during the call is
+ *          reported as reqs[i].err = KM_ERR_IO (an outage, not an answer). */
 int km_gw_enclave_all(km_gateway *gw, km_pool_req *reqs, size_t n, km_http_response *resp);
 
 /** A keygen's participant -> enclave assignment (fixed at creation).
@@ -86,6 +89,12 @@ int km_gw_query_named(const km_http_request *req, const char *name);
  *  bad value costs the client no nonce). Returns 1 if absent or valid, 0 with resp
  *  answered 400. */
 int km_gw_wait_valid(km_gateway *gw, const km_http_request *req, km_http_response *resp);
+
+/** The ?wait= value in seconds (0 when absent).
+ *  Returns: 1 with *seconds set; 0 with resp answered 400 (malformed, or
+ *           above max_wait_seconds). */
+int km_gw_wait_seconds(const km_gateway *gw, const km_http_request *req, km_http_response *resp,
+                       unsigned long *seconds);
 
 /** JSON views (new references, NULL on allocation failure). */
 json_t *km_gw_keygen_json(km_store *st, const km_store_keygen *kg);
