@@ -95,6 +95,14 @@ int km_coord_enclave_ready(km_gateway *gw, uint32_t enclave_id) {
     return ready;
 }
 
+/* Back to durable commits after relaxed ones (km_store_set_durable(st, 0)):
+ * returns err, or the restore's own error if err is KM_OK. A handle whose
+ * durability cannot be restored refuses every later write. */
+static km_err durable_again(km_store *st, km_err err) {
+    km_err restore = km_store_set_durable(st, 1);
+    return err ? err : restore;
+}
+
 /* final: the session is now completed or failed (waiters for the final
  * state only are resumed by these alone). */
 static void notify(km_gateway *gw, km_store_kind kind, const unsigned char id[16], int final) {
@@ -287,8 +295,7 @@ static int run_keygen(km_gateway *gw, km_store *st, task *t) {
          * collecting with every registration stored and moves on again. */
         err = km_store_set_durable(st, 0);
         if (!err) err = km_store_keygen_set_state(st, t->id, KM_KEYGEN_FINALIZING, NULL, km_gw_now());
-        km_err restore = km_store_set_durable(st, 1);
-        if (err || restore) {
+        if (durable_again(st, err) != KM_OK) {
             rc = R_RETRY;
             goto out;
         }
@@ -434,8 +441,7 @@ static km_err put_round(km_store *st, const unsigned char id[16], km_store_recor
                         const round_records *rr) {
     km_err err = km_store_set_durable(st, 0);
     if (!err) err = km_store_signing_put_records(st, id, kind, rr->r, rr->n, km_gw_now());
-    km_err restore = km_store_set_durable(st, 1);
-    return err ? err : restore;
+    return durable_again(st, err);
 }
 
 /* An enclave lost the round (restarted, or the store holds nonces of an
@@ -501,8 +507,7 @@ static int step_approvals(signing_ctx *x) {
      * stored and the session moves on again. */
     km_err err = km_store_set_durable(x->st, 0);
     if (!err) err = km_store_signing_set_state(x->st, x->t->id, KM_SIGNING_NONCES, NULL, km_gw_now());
-    km_err restore = km_store_set_durable(x->st, 1);
-    return err || restore ? S_RETRY : S_NEXT;
+    return durable_again(x->st, err) ? S_RETRY : S_NEXT;
 }
 
 /* Round 1 on every enclave (each returns its participants' signed, sealed
@@ -940,8 +945,7 @@ static int session_terminal(km_store *st, int kind, const unsigned char id[16]) 
 static km_err relaxed_claim(km_gateway *gw, km_store *st, const task *t, int64_t now) {
     km_err err = km_store_set_durable(st, 0);
     if (!err) err = km_store_claim(st, (km_store_kind)t->kind, t->id, gw->owner, now, now + LEASE_S);
-    km_err restore = km_store_set_durable(st, 1);
-    return err ? err : restore;
+    return durable_again(st, err);
 }
 
 /* Like the claim, the release needs no sync of its own: lost with the
@@ -952,8 +956,7 @@ static km_err relaxed_claim(km_gateway *gw, km_store *st, const task *t, int64_t
 static km_err relaxed_release(km_gateway *gw, km_store *st, const task *t) {
     km_err err = km_store_set_durable(st, 0);
     if (!err) err = km_store_release(st, (km_store_kind)t->kind, t->id, gw->owner);
-    km_err restore = km_store_set_durable(st, 1);
-    return err ? err : restore;
+    return durable_again(st, err);
 }
 
 static int run_task(km_gateway *gw, task *t) {
