@@ -151,17 +151,19 @@ static km_err call(km_gateway *gw, task *t, uint32_t enclave_id, uint16_t cmd, c
 }
 
 /* The same command with the same body to m enclaves at once (they work in
- * parallel: a step costs the slowest enclave, not the sum). Returns KM_OK
+ * parallel: a step costs the slowest enclave, not the sum); during(arg), if
+ * not NULL, runs while they do (see km_pool_call_all_during). Returns KM_OK
  * when all answered; codes[i] their statuses (the first refusal described
  * in t->last_error); else the first transport error. */
 static km_err call_all(km_gateway *gw, task *t, const uint32_t *encs, size_t m, uint16_t cmd,
-                       const km_buf *body, km_buf *replies, km_err *codes) {
+                       const km_buf *body, km_buf *replies, km_err *codes, void (*during)(void *),
+                       void *arg) {
     km_pool_req reqs[KM_GW_MAX_ENCLAVES];
     for (size_t i = 0; i < m; i++) {
         reqs[i] = (km_pool_req){encs[i], cmd, body->data, body->len, &replies[i], 0, KM_OK};
         codes[i] = KM_ERR__COUNT;
     }
-    km_err err = km_pool_call_all(gw->pool, reqs, m);
+    km_err err = km_pool_call_all_during(gw->pool, reqs, m, during, arg);
     if (err) return err;
     km_err first_transport = KM_OK;
     int refusal_noted = 0;
@@ -323,7 +325,7 @@ static int run_keygen(km_gateway *gw, km_store *st, task *t) {
     replies rs;
     replies_init(&rs);
     size_t i;
-    if (call_all(gw, t, encs, m, KM_CMD_KEYGEN_FINALIZE, &body, rs.r, rs.code) != KM_OK) {
+    if (call_all(gw, t, encs, m, KM_CMD_KEYGEN_FINALIZE, &body, rs.r, rs.code, NULL, NULL) != KM_OK) {
         rc = R_RETRY;
     } else {
         for (i = 0; i < m && rs.code[i] == KM_OK; i++) {
@@ -364,29 +366,8 @@ static km_err approvals_complete(km_store *st, const km_store_signing *s, const 
     return KM_OK;
 }
 
-/* "u16 n | vbytes record*n" of the stored records of one kind. */
-static km_err stored_records(km_store *st, const unsigned char id[16], km_store_record_kind kind,
-                             km_buf *out) {
-    size_t n = 0;
-    km_store_record one;
-    km_err err = km_store_signing_records(st, id, kind, &one, 0, &n);
-    if (err == KM_OK) {
-        km_store_records_clear(&one, 0);
-        return km_buf_put_u16(out, 0);
-    }
-    if (err != KM_ERR_BUFFER_SMALL) return err;
-    km_store_record *recs = calloc(n, sizeof *recs);
-    if (!recs) return KM_ERR_NOMEM;
-    err = km_store_signing_records(st, id, kind, recs, n, &n);
-    if (!err) err = km_buf_put_u16(out, (uint16_t)n);
-    for (size_t i = 0; !err && i < n; i++)
-        err = km_gw_put_vbytes(out, recs[i].blob.data, recs[i].blob.len);
-    if (recs) km_store_records_clear(recs, n);
-    free(recs);
-    return err;
-}
-
-/* Records collected from every enclave in one round. */
+/* Records collected from every enclave in one round, in user-id order once
+ * sort_records has run (the order the store returns them in). */
 typedef struct round_records {
     km_store_record *r;
     size_t n, cap;
@@ -396,6 +377,39 @@ static void round_records_free(round_records *rr) {
     if (rr->r) km_store_records_clear(rr->r, rr->n);
     free(rr->r);
     memset(rr, 0, sizeof *rr);
+}
+
+/* The stored records of one kind (replacing rr's content). */
+static km_err load_records(km_store *st, const unsigned char id[16], km_store_record_kind kind,
+                           round_records *rr) {
+    round_records_free(rr);
+    size_t n = 0;
+    km_store_record one;
+    km_err err = km_store_signing_records(st, id, kind, &one, 0, &n);
+    if (err == KM_OK) {
+        km_store_records_clear(&one, 0);
+        return KM_OK;
+    }
+    if (err != KM_ERR_BUFFER_SMALL) return err;
+    rr->r = calloc(n, sizeof *rr->r);
+    if (!rr->r) return KM_ERR_NOMEM;
+    err = km_store_signing_records(st, id, kind, rr->r, n, &n);
+    if (err) {
+        free(rr->r);
+        rr->r = NULL;
+        return err;
+    }
+    rr->n = rr->cap = n;
+    return KM_OK;
+}
+
+/* "u16 n | vbytes record*n" of rr, as an enclave reads it (PROTOCOL.md 5.3). */
+static km_err put_records(km_buf *out, const round_records *rr) {
+    if (rr->n > UINT16_MAX) return KM_ERR_RANGE;
+    km_err err = km_buf_put_u16(out, (uint16_t)rr->n);
+    for (size_t i = 0; !err && i < rr->n; i++)
+        err = km_gw_put_vbytes(out, rr->r[i].blob.data, rr->r[i].blob.len);
+    return err;
 }
 
 /* Append each record of a reply "u16 n | vbytes record*n"; a record starts
@@ -428,6 +442,17 @@ static km_err add_records(round_records *rr, const km_buf *reply) {
     }
     if (!err) err = km_cursor_finish(&c);
     return err;
+}
+
+/* Into user-id order, so that a body built from memory is the one a resumed
+ * run builds from the store (insertion sort: a record per participant). */
+static void sort_records(round_records *rr) {
+    for (size_t i = 1; i < rr->n; i++)
+        for (size_t j = i; j > 0 && memcmp(rr->r[j - 1].user_id, rr->r[j].user_id, 16) > 0; j--) {
+            km_store_record x = rr->r[j];
+            rr->r[j] = rr->r[j - 1];
+            rr->r[j - 1] = x;
+        }
 }
 
 /* Writes whose loss can only make a step run again skip the disk sync
@@ -477,7 +502,18 @@ static int restart_round(km_gateway *gw, km_store *st, task *t, const uint32_t *
 /* What one step of a signing session did. */
 enum { S_NEXT, S_WAIT, S_RETRY, S_END };
 
-/* Everything a signing step needs. */
+/* Everything a signing step needs.
+ *
+ * A round's records are committed while the enclaves compute the next round
+ * from the same records in memory (the store's commit and the enclaves' work
+ * overlap instead of adding up). This keeps the rules in the header: what the
+ * enclaves are given is exactly what is then stored, in the store's order; a
+ * commit that fails leaves the store at the earlier step, which a later run
+ * repeats with the enclaves answering from their caches (same nonces, same
+ * partials); a commit that finds other records (KM_ERR_DUPLICATE) restarts
+ * the round with fresh nonces, and the enclaves refuse to sign other
+ * aggregate nonces with nonces they have used (KM_ERR_NONCE_REUSE), so the
+ * answers of the overlapped call are then discarded unused. */
 typedef struct signing_ctx {
     km_gateway *gw;
     km_store *st;
@@ -489,6 +525,12 @@ typedef struct signing_ctx {
     uint64_t gens[KM_GW_MAX_ENCLAVES]; /* their generations when the step began */
     size_t m;
     km_buf body, reply;
+    round_records nonces, partials; /* this run's records of each round */
+    /* 0, or the kind of the records that are in memory and not yet stored;
+     * the session is then in `ahead` as far as this run is concerned. */
+    int pending;
+    km_store_signing_state ahead;
+    int changed; /* the step committed something a waiter can see */
 } signing_ctx;
 
 /* An enclave refused: the session fails with the enclave's words (e.g.
@@ -499,6 +541,46 @@ static int refused(signing_ctx *x) {
     return S_END;
 }
 
+/* The round was lost: start again with fresh nonces (the step after is the
+ * nonce round). */
+static int lost_round(signing_ctx *x) {
+    if (restart_round(x->gw, x->st, x->t, x->encs, x->m) != R_DONE) return S_RETRY;
+    x->changed = 1;
+    return S_NEXT;
+}
+
+/* The pending records, committed during an overlapped enclave call. */
+typedef struct overlap {
+    signing_ctx *x;
+    const round_records *rr;
+    km_store_record_kind kind;
+    km_err err;
+    int ran;
+} overlap;
+
+static void commit_pending(void *arg) {
+    overlap *o = arg;
+    o->err = put_round(o->x->st, o->x->t->id, o->kind, o->rr);
+    o->ran = 1;
+}
+
+/* call_all with x->pending's records committed while the enclaves work;
+ * *put_err is that commit's outcome (KM_OK when nothing was pending). */
+static km_err call_all_committing(signing_ctx *x, uint16_t cmd, size_t m, replies *rs, km_err *put_err) {
+    overlap o = {x, x->pending == KM_RECORD_NONCE ? &x->nonces : &x->partials,
+                 (km_store_record_kind)x->pending, KM_OK, 0};
+    km_err err = call_all(x->gw, x->t, x->encs, m, cmd, &x->body, rs->r, rs->code,
+                          x->pending ? commit_pending : NULL, &o);
+    if (x->pending) {
+        x->pending = 0;
+        /* Not run (the call was refused before sending): commit now. */
+        if (!o.ran) commit_pending(&o);
+        if (!o.err) x->changed = 1;
+    }
+    *put_err = o.err;
+    return err;
+}
+
 static int step_approvals(signing_ctx *x) {
     int complete;
     if (approvals_complete(x->st, &x->s, x->as, x->n, &complete) != KM_OK) return S_RETRY;
@@ -507,11 +589,14 @@ static int step_approvals(signing_ctx *x) {
      * stored and the session moves on again. */
     km_err err = km_store_set_durable(x->st, 0);
     if (!err) err = km_store_signing_set_state(x->st, x->t->id, KM_SIGNING_NONCES, NULL, km_gw_now());
-    return durable_again(x->st, err) ? S_RETRY : S_NEXT;
+    if (durable_again(x->st, err)) return S_RETRY;
+    x->changed = 1;
+    return S_NEXT;
 }
 
 /* Round 1 on every enclave (each returns its participants' signed, sealed
- * nonce records), then relay the stored approvals to the users' enclaves. */
+ * nonce records), then relay the stored approvals to the users' enclaves.
+ * The records are stored during the next round's call. */
 static int step_nonces(signing_ctx *x) {
     round_records rr = {0};
     int rc = S_NEXT;
@@ -520,7 +605,8 @@ static int step_nonces(signing_ctx *x) {
     if (!err) err = km_gw_put_vbytes(&x->body, x->s.items.data, x->s.items.len);
     replies rs;
     replies_init(&rs);
-    if (!err && call_all(x->gw, x->t, x->encs, x->m, KM_CMD_SIGN_INIT, &x->body, rs.r, rs.code)) rc = S_RETRY;
+    if (!err && call_all(x->gw, x->t, x->encs, x->m, KM_CMD_SIGN_INIT, &x->body, rs.r, rs.code, NULL, NULL))
+        rc = S_RETRY;
     for (size_t i = 0; !err && rc == S_NEXT && i < x->m; i++) {
         if (rs.code[i] != KM_OK)
             rc = refused(x);
@@ -544,29 +630,40 @@ static int step_nonces(signing_ctx *x) {
         km_buf_free(&sig);
     }
     if (rc == S_NEXT) {
-        /* The round's records and the move to partials, in one transaction. */
-        err = put_round(x->st, x->t->id, KM_RECORD_NONCE, &rr);
-        /* Other nonces than the stored ones: an enclave lost the round. */
-        if (err == KM_ERR_DUPLICATE)
-            rc = restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
-        else if (err)
-            rc = S_RETRY;
+        sort_records(&rr);
+        round_records_free(&x->nonces);
+        x->nonces = rr;
+        x->pending = KM_RECORD_NONCE;
+        x->ahead = KM_SIGNING_PARTIALS;
+    } else {
+        round_records_free(&rr);
     }
-    round_records_free(&rr);
     return rc;
 }
 
-/* Round 2: every enclave gets every nonce record and signs its units. */
+/* Round 2: every enclave gets every nonce record and signs its units (the
+ * nonce records are committed meanwhile, if this run made them). */
 static int step_partials(signing_ctx *x) {
     round_records rr = {0};
     int rc = S_NEXT, lost = 0;
-    km_err err = km_buf_put(&x->body, x->t->id, 16);
-    if (!err) err = stored_records(x->st, x->t->id, KM_RECORD_NONCE, &x->body);
+    km_err put_err, err = KM_OK;
+    if (!x->pending) err = load_records(x->st, x->t->id, KM_RECORD_NONCE, &x->nonces);
+    if (!err) err = km_buf_put(&x->body, x->t->id, 16);
+    if (!err) err = put_records(&x->body, &x->nonces);
+    if (err) {
+        x->pending = 0;
+        return S_RETRY;
+    }
     replies rs;
     replies_init(&rs);
-    if (!err && call_all(x->gw, x->t, x->encs, x->m, KM_CMD_SIGN_PARTIAL, &x->body, rs.r, rs.code))
-        rc = S_RETRY;
-    for (size_t i = 0; !err && rc == S_NEXT && i < x->m; i++)
+    if (call_all_committing(x, KM_CMD_SIGN_PARTIAL, x->m, &rs, &put_err)) rc = S_RETRY;
+    /* Other nonces than the stored ones: an enclave lost the round. */
+    if (put_err == KM_ERR_DUPLICATE) {
+        replies_free(&rs);
+        return lost_round(x);
+    }
+    if (put_err) rc = S_RETRY;
+    for (size_t i = 0; rc == S_NEXT && i < x->m; i++)
         if (rs.code[i] == KM_ERR_NOT_FOUND || rs.code[i] == KM_ERR_NONCE_REUSE)
             lost = 1; /* the enclave no longer knows the round (restart) or holds other nonces */
     for (size_t i = 0; !err && !lost && rc == S_NEXT && i < x->m; i++) {
@@ -577,32 +674,55 @@ static int step_partials(signing_ctx *x) {
     }
     replies_free(&rs);
     if (err) rc = S_RETRY;
-    if (rc == S_NEXT && !lost) {
-        err = put_round(x->st, x->t->id, KM_RECORD_PARTIAL, &rr);
-        if (err == KM_ERR_DUPLICATE)
-            lost = 1;
-        else if (err)
-            rc = S_RETRY;
+    if (rc == S_NEXT && lost)
+        rc = lost_round(x); /* start over with fresh nonces everywhere */
+    else if (rc == S_NEXT) {
+        sort_records(&rr);
+        round_records_free(&x->partials);
+        x->partials = rr;
+        x->pending = KM_RECORD_PARTIAL;
+        x->ahead = KM_SIGNING_FINALIZING;
+        return S_NEXT;
     }
-    /* Start over with fresh nonces everywhere. */
-    if (rc == S_NEXT && lost) rc = restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
     round_records_free(&rr);
     return rc;
 }
 
-/* One enclave verifies every partial signature, aggregates, verifies the
- * result and seals it for the client. */
+/* One enclave verifies the partial signatures, aggregates, verifies the
+ * result and seals it for the client (the partial records are committed
+ * meanwhile, if this run made them). */
 static int step_finalize(signing_ctx *x) {
-    km_err code, err = km_buf_put(&x->body, x->t->id, 16);
-    if (!err) err = stored_records(x->st, x->t->id, KM_RECORD_NONCE, &x->body);
-    if (!err) err = stored_records(x->st, x->t->id, KM_RECORD_PARTIAL, &x->body);
-    if (err || call(x->gw, x->t, x->encs[0], KM_CMD_SIGN_FINALIZE, &x->body, &x->reply, &code))
+    km_err put_err, err = KM_OK;
+    if (!x->pending) {
+        err = load_records(x->st, x->t->id, KM_RECORD_NONCE, &x->nonces);
+        if (!err) err = load_records(x->st, x->t->id, KM_RECORD_PARTIAL, &x->partials);
+    }
+    if (!err) err = km_buf_put(&x->body, x->t->id, 16);
+    if (!err) err = put_records(&x->body, &x->nonces);
+    if (!err) err = put_records(&x->body, &x->partials);
+    if (err) {
+        x->pending = 0;
         return S_RETRY;
-    if (code == KM_ERR_NOT_FOUND) return restart_round(x->gw, x->st, x->t, x->encs, x->m) ? S_RETRY : S_NEXT;
-    if (code != KM_OK) return refused(x);
-    if (km_store_signing_complete(x->st, x->t->id, x->reply.data, x->reply.len, km_gw_now())) return S_RETRY;
-    atomic_fetch_add(&x->gw->metrics.sessions_completed[1], 1);
-    return S_END;
+    }
+    replies rs;
+    replies_init(&rs);
+    err = call_all_committing(x, KM_CMD_SIGN_FINALIZE, 1, &rs, &put_err);
+    km_err code = rs.code[0];
+    int rc = S_END;
+    if (put_err == KM_ERR_DUPLICATE)
+        rc = lost_round(x);
+    else if (put_err || err)
+        rc = S_RETRY;
+    else if (code == KM_ERR_NOT_FOUND)
+        rc = lost_round(x);
+    else if (code != KM_OK)
+        rc = refused(x);
+    else if (km_store_signing_complete(x->st, x->t->id, rs.r[0].data, rs.r[0].len, km_gw_now()))
+        rc = S_RETRY;
+    else
+        atomic_fetch_add(&x->gw->metrics.sessions_completed[1], 1);
+    replies_free(&rs);
+    return rc;
 }
 
 static int run_signing(km_gateway *gw, km_store *st, task *t) {
@@ -628,11 +748,15 @@ static int run_signing(km_gateway *gw, km_store *st, task *t) {
     /* Go as far as possible now; restarts are bounded, so is this loop. */
     for (int steps = 0; steps < 64; steps++) {
         rc = S_RETRY;
-        km_store_signing_clear(&x.s);
-        if (km_store_signing_get(st, t->id, &x.s) != KM_OK) break;
-        if (x.s.state == KM_SIGNING_COMPLETED || x.s.state == KM_SIGNING_FAILED) {
-            rc = S_END;
-            break;
+        km_store_signing_state state = x.ahead;
+        if (!x.pending) {
+            km_store_signing_clear(&x.s);
+            if (km_store_signing_get(st, t->id, &x.s) != KM_OK) break;
+            if (x.s.state == KM_SIGNING_COMPLETED || x.s.state == KM_SIGNING_FAILED) {
+                rc = S_END;
+                break;
+            }
+            state = x.s.state;
         }
         size_t i;
         gens_of(gw, x.encs, x.m, x.gens);
@@ -643,7 +767,8 @@ static int run_signing(km_gateway *gw, km_store *st, task *t) {
             break;
         }
         x.body.len = 0;
-        switch (x.s.state) {
+        x.changed = 0;
+        switch (state) {
         case KM_SIGNING_COLLECTING_APPROVALS:
             rc = step_approvals(&x);
             break;
@@ -657,12 +782,14 @@ static int run_signing(km_gateway *gw, km_store *st, task *t) {
             rc = step_finalize(&x);
             break;
         }
-        if (rc != S_WAIT && rc != S_RETRY) notify(gw, KM_STORE_SIGNING, t->id, rc == S_END);
+        if (rc == S_END || x.changed) notify(gw, KM_STORE_SIGNING, t->id, rc == S_END);
         if (rc != S_NEXT) break;
     }
 out:
     km_store_signing_clear(&x.s);
     free(x.as);
+    round_records_free(&x.nonces);
+    round_records_free(&x.partials);
     km_buf_free(&x.body);
     km_buf_free(&x.reply);
     return rc == S_RETRY || rc == S_NEXT ? R_RETRY : R_DONE;

@@ -607,6 +607,11 @@ km_err km_pool_call_gen(km_pool *p, uint32_t enclave_id, uint16_t cmd, const uns
 }
 
 km_err km_pool_call_all(km_pool *p, km_pool_req *reqs, size_t n) {
+    return km_pool_call_all_during(p, reqs, n, NULL, NULL);
+}
+
+km_err km_pool_call_all_during(km_pool *p, km_pool_req *reqs, size_t n, void (*during)(void *arg),
+                               void *arg) {
     if (!p || (!reqs && n)) return KM_ERR_ARG;
     for (size_t i = 0; i < n; i++) {
         reqs[i].err = KM_ERR_ARG;
@@ -620,6 +625,7 @@ km_err km_pool_call_all(km_pool *p, km_pool_req *reqs, size_t n) {
     if (!pool_enter(p)) {
         for (size_t i = 0; i < n; i++)
             reqs[i].err = KM_ERR_IO;
+        if (during) during(arg);
         return KM_OK;
     }
     flight *f = calloc(n ? n : 1, sizeof *f);
@@ -644,6 +650,8 @@ km_err km_pool_call_all(km_pool *p, km_pool_req *reqs, size_t n) {
         }
         flight_send(&f[i], e, &msg[i], p->cfg.call_timeout_ms, reqs[i].resp);
     }
+    /* The caller's own work while the enclaves compute. */
+    if (during) during(arg);
     for (size_t i = 0; i < n; i++) {
         km_err err = f[i].e ? flight_wait(&f[i], &reqs[i].code, NULL) : f[i].w.err;
         if (f[i].e) account(f[i].e, err);

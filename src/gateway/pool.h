@@ -168,6 +168,18 @@ typedef struct km_pool_req {
  *  Thread-safe like km_pool_call. */
 km_err km_pool_call_all(km_pool *p, km_pool_req *reqs, size_t n) KM_WARN_UNUSED;
 
+/** km_pool_call_all that runs the caller's own work while the enclaves
+ *  compute: during(arg) is called once, after every request has been sent
+ *  and before any answer is awaited (also when nothing could be sent: the
+ *  pool is stopping; not when the arguments are refused or memory runs
+ *  out, see Returns). The coordinator commits a round's records there.
+ *  Returns: as km_pool_call_all; during was called iff the return is KM_OK.
+ *  In:      during: may be NULL (then this is km_pool_call_all). arg: passed
+ *           to during, owned by the caller. during runs on the calling
+ *           thread and must not call into this pool for the same requests. */
+km_err km_pool_call_all_during(km_pool *p, km_pool_req *reqs, size_t n, void (*during)(void *arg),
+                               void *arg) KM_WARN_UNUSED;
+
 typedef struct km_pool_status {
     uint32_t id;
     int connected;                            /**< 1 if at least one connection is up */
