@@ -33,6 +33,7 @@ typedef struct km_enclave {
     uint32_t max_keygens, max_signings;
     uint64_t keygen_ttl_s;     /* an unfinalised keygen is wiped after this */
     uint64_t signing_ttl_s;    /* a signing session is wiped after this */
+    uint64_t expired_at;       /* the second of the last expiry scan (0: none yet) */
     uint64_t started_at;       /* monotonic seconds at start, for uptime */
     unsigned char boot_id[16]; /* random per process: tells a gateway this is a new process */
     pthread_mutex_t lock;      /* guards the session tables below */
@@ -53,7 +54,9 @@ typedef void (*km_cmd_handler)(km_enclave *e, const unsigned char *body, size_t 
 /** Seconds on the monotonic clock. */
 uint64_t km_enclave_now(void);
 
-/** Wipes sessions past their time to live. Caller holds e->lock. */
+/** Wipes sessions past their time to live. Caller holds e->lock. A second
+ *  call in the same second returns at once: with times in whole seconds it
+ *  would find nothing new, and the scan walks every session. */
 void km_enclave_expire(km_enclave *e, uint64_t now);
 
 /** Sets r to an error with a printf-style detail. */
