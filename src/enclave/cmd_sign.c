@@ -138,6 +138,12 @@ typedef struct {
     unsigned char **data;
     size_t *cursor;
     uint16_t n;
+    /* Each participant's record as received (views into the request body)
+     * and decoded, for the signature checks gather leaves to the caller. */
+    const unsigned char **raw;
+    size_t *raw_len;
+    km_sign_record *rec;
+    unsigned char section_digest[32]; /* SHA-256 of the whole record list */
 } gathered;
 
 static void gathered_free(gathered *g) {
@@ -146,19 +152,66 @@ static void gathered_free(gathered *g) {
     }
     free(g->data);
     free(g->cursor);
+    free(g->raw);
+    free(g->raw_len);
+    free(g->rec);
     memset(g, 0, sizeof *g);
 }
 
-/* Reads u16 n | vbytes record * n, checks each record's enclave signature and
- * opens it; requires exactly one record per participant who signs anything. */
+/* 1 if rec (len bytes) is byte for byte one of the records in list
+ * ("u16 n | vbytes record * n", as this enclave produced it). */
+static int in_record_list(const km_buf *list, const unsigned char *rec, size_t len) {
+    km_cursor c;
+    uint16_t n;
+    km_cursor_init(&c, list->data, list->len);
+    if (km_cursor_get_u16(&c, &n)) return 0;
+    for (uint16_t i = 0; i < n; i++) {
+        const unsigned char *p;
+        size_t plen;
+        if (!km_get_vbytes(&c, &p, &plen, 1u << 24)) return 0;
+        /* Constant time: the enclave's copy of its own (public) records is
+         * derived from secrets, and the constant-time check treats it so. */
+        if (plen == len && km_ct_equal(p, rec, len)) return 1;
+    }
+    return 0;
+}
+
+/* Checks the enclave signature of every gathered record. own: the list this
+ * enclave produced for this round (its init or partial response) or NULL; a
+ * record found there byte for byte is this enclave's own and needs no check
+ * (BIP-340 verifications are most of a round's cost). */
+static km_err check_records(km_enclave *e, km_signing_state *st, const gathered *g, const km_buf *own,
+                            const char *tag, km_reply *r) {
+    for (uint16_t p = 0; p < g->n; p++) {
+        if (!g->data[p]) continue;
+        if (own && in_record_list(own, g->raw[p], g->raw_len[p])) continue;
+        const km_sign_record *rec = &g->rec[p];
+        if (!km_record_signed_by(e, st->keygen, p, rec->enclave_index, rec->sig, rec->digest)) {
+            km_reply_fail(r, KM_ERR_VERIFY, "%s: record of participant %d is not signed by its enclave", tag,
+                          p);
+            return r->err;
+        }
+    }
+    return KM_OK;
+}
+
+/* Reads u16 n | vbytes record * n and opens each record; requires exactly one
+ * record per participant who signs anything. With check, each record's
+ * enclave signature is checked before it is opened (check_records, own:
+ * as there); without, the caller calls check_records before it relies on
+ * who made a record. */
 static km_err gather(km_enclave *e, km_signing_state *st, km_cursor *c, const char *purpose, const char *tag,
-                     size_t elem, gathered *g, km_reply *r) {
+                     size_t elem, int check, const km_buf *own, gathered *g, km_reply *r) {
     km_keygen_state *k = st->keygen;
     uint16_t n;
+    size_t start = c->pos;
     g->n = k->init.n_participants;
     g->data = calloc(g->n, sizeof *g->data);
     g->cursor = calloc(g->n, sizeof *g->cursor);
-    if (!g->data || !g->cursor) return KM_ERR_NOMEM;
+    g->raw = calloc(g->n, sizeof *g->raw);
+    g->raw_len = calloc(g->n, sizeof *g->raw_len);
+    g->rec = calloc(g->n, sizeof *g->rec);
+    if (!g->data || !g->cursor || !g->raw || !g->raw_len || !g->rec) return KM_ERR_NOMEM;
     if (km_cursor_get_u16(c, &n) || n > k->init.n_participants) {
         km_reply_fail(r, KM_ERR_PARSE, "%s: malformed record list", tag);
         return r->err;
@@ -180,7 +233,11 @@ static km_err gather(km_enclave *e, km_signing_state *st, km_cursor *c, const ch
             km_reply_fail(r, KM_ERR_DUPLICATE, "%s: two records for participant %d", tag, idx);
             return r->err;
         }
-        if (!km_record_signed_by(e, k, idx, rec.enclave_index, rec.sig, rec.digest)) {
+        g->raw[idx] = p;
+        g->raw_len[idx] = len;
+        g->rec[idx] = rec;
+        if (check && !(own && in_record_list(own, p, len)) &&
+            !km_record_signed_by(e, k, idx, rec.enclave_index, rec.sig, rec.digest)) {
             km_reply_fail(r, KM_ERR_VERIFY, "%s: record of participant %d is not signed by its enclave", tag,
                           idx);
             return r->err;
@@ -206,6 +263,7 @@ static km_err gather(km_enclave *e, km_signing_state *st, km_cursor *c, const ch
             return r->err;
         }
     }
+    km_sha256(g->section_digest, c->p + start, c->pos - start);
     return KM_OK;
 }
 
@@ -526,7 +584,7 @@ void km_cmd_sign_partial(km_enclave *e, const unsigned char *body, size_t len, k
         km_reply_fail(r, KM_ERR_NOT_FOUND, "sign_partial: unknown signing session");
         goto out;
     }
-    err = gather(e, st, &c, KM_AD_NONCES, KM_TAG_NONCE_RECORD, 66, &nonces, r);
+    err = gather(e, st, &c, KM_AD_NONCES, KM_TAG_NONCE_RECORD, 66, 1, &st->init_response, &nonces, r);
     if (!err && km_cursor_finish(&c)) {
         km_reply_fail(r, KM_ERR_PARSE, "sign_partial: trailing bytes");
         err = r->err;
@@ -625,6 +683,7 @@ void km_cmd_sign_partial(km_enclave *e, const unsigned char *body, size_t len, k
         /* Even on failure the nonces used so far are gone: the session is spent. */
         st->partial_done = 1;
         memcpy(st->nonce_digest, nd, 32);
+        memcpy(st->nonce_records_digest, nonces.section_digest, 32);
         if (!err) {
             st->partial_response.data[0] = (unsigned char)(n_records >> 8);
             st->partial_response.data[1] = (unsigned char)n_records;
@@ -671,8 +730,16 @@ void km_cmd_sign_finalize(km_enclave *e, const unsigned char *body, size_t len, 
         err = km_buf_put(&r->body, st->result.data, st->result.len);
         goto out;
     }
-    err = gather(e, st, &c, KM_AD_NONCES, KM_TAG_NONCE_RECORD, 66, &nonces, r);
-    if (!err) err = gather(e, st, &c, KM_AD_PARTIALS, KM_TAG_PARTIAL_RECORD, 32, &partials, r);
+    /* The nonce records: checked already if they are the list this enclave's
+     * SIGN_PARTIAL checked and signed over. The partial records: their
+     * signatures only say who made each partial signature, which matters
+     * when the aggregate does not verify (below); a valid aggregate cannot
+     * be made without every honest signer's partial signature. */
+    err = gather(e, st, &c, KM_AD_NONCES, KM_TAG_NONCE_RECORD, 66, 0, NULL, &nonces, r);
+    if (!err && !(st->partial_done && !st->partial_failed &&
+                  km_ct_equal(nonces.section_digest, st->nonce_records_digest, 32)))
+        err = check_records(e, st, &nonces, &st->init_response, KM_TAG_NONCE_RECORD, r);
+    if (!err) err = gather(e, st, &c, KM_AD_PARTIALS, KM_TAG_PARTIAL_RECORD, 32, 0, NULL, &partials, r);
     if (!err && km_cursor_finish(&c)) {
         km_reply_fail(r, KM_ERR_PARSE, "sign_finalize: trailing bytes");
         err = r->err;
@@ -715,6 +782,9 @@ void km_cmd_sign_finalize(km_enclave *e, const unsigned char *body, size_t len, 
         if (!err)
             err = un->has_T ? km_adaptor_presig_verify(e->ctx, sig, un->T, un->keyagg->output_xonly, it->msg)
                             : km_musig_verify_final(e->ctx, sig, it->msg, un->keyagg);
+        /* Blame: a forged record first, then an invalid partial signature. */
+        if (err && !r->err)
+            (void)check_records(e, st, &partials, &st->partial_response, KM_TAG_PARTIAL_RECORD, r);
         for (uint16_t i = 0; err && !r->err && i < un->n_signers; i++) {
             uint16_t p = un->signers[i];
             if (km_musig_partial_verify(e->ctx, &ms, psigs[i], pubs[i], k->pubkeys[p]) != KM_OK) {

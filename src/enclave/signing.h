@@ -50,6 +50,10 @@ typedef struct km_signing_state {
     int partial_done;
     int partial_failed;             /* nonces spent without a complete answer */
     unsigned char nonce_digest[32]; /* of all aggregate nonces the partials were made for */
+    /* SHA-256 of the nonce record list those were gathered from, every
+     * record's signature checked: SIGN_FINALIZE given the same list need not
+     * check them again. */
+    unsigned char nonce_records_digest[32];
     km_buf partial_response;
     int finalized;
     km_buf result;

@@ -216,6 +216,158 @@ static void test_nonce_records_and_reuse(void **state) {
     km_buf_free(&nonces.list);
 }
 
+/* Splits a record list (concatenated vbytes) into views; returns the count. */
+static size_t split_records(const flow_records *r, const unsigned char **rec, size_t *len, size_t cap) {
+    km_cursor c;
+    km_cursor_init(&c, r->list.data, r->list.len);
+    size_t n = 0;
+    while (c.pos < c.len) {
+        uint32_t l;
+        assert_true(n < cap);
+        assert_int_equal(km_cursor_get_u32(&c, &l), KM_OK);
+        assert_int_equal(km_cursor_get_view(&c, &rec[n], l), KM_OK);
+        len[n++] = l;
+    }
+    return n;
+}
+
+/* "u16 n | vbytes record * n" of the given records, in the given order;
+ * index `swap` (if < n) replaced by `with`. */
+static void put_list(km_buf *b, const unsigned char **rec, const size_t *len, size_t n, const int *order,
+                     size_t swap, const km_buf *with) {
+    assert_int_equal(km_buf_put_u16(b, (uint16_t)n), KM_OK);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = (size_t)order[i];
+        if (k == swap)
+            flow_put_vbytes(b, with->data, with->len);
+        else
+            flow_put_vbytes(b, rec[k], len[k]);
+    }
+}
+
+/* A record for participant u made by someone who holds the session secret
+ * (every participant does) but not u's enclave key: sealed properly, signed
+ * with another key. */
+static void forge_record(const km_uuid *sid, int u, const char *purpose, const char *tag,
+                         const unsigned char *pt, size_t pt_len, km_buf *out) {
+    km_ad ad;
+    km_buf sealed;
+    km_buf_init(&sealed);
+    km_buf_init(out);
+    unsigned char digest[32], sig[64];
+    assert_int_equal(km_ad_build(&ad, purpose, sid, W.users[u].b, 16), KM_OK);
+    assert_int_equal(km_session_seal(W.session, ad.bytes, ad.len, pt, pt_len, &sealed), KM_OK);
+    assert_int_equal(
+        km_sign_record_begin(out, digest, tag, sid, &W.users[u], W.assign[u], sealed.data, sealed.len),
+        KM_OK);
+    assert_int_equal(km_single_schnorr_sign(W.ctx, sig, digest, 32, W.auth_sec[u]), KM_OK);
+    assert_int_equal(km_buf_put(out, sig, 64), KM_OK);
+    km_buf_free(&sealed);
+}
+
+/* The plaintext (opened) of participant u's record. */
+static void open_record(const km_uuid *sid, const char *purpose, const char *tag, const unsigned char *rec,
+                        size_t len, unsigned char *pt, size_t cap, size_t *pt_len) {
+    km_sign_record r;
+    km_ad ad;
+    assert_int_equal(km_sign_record_decode(&r, tag, sid, rec, len), KM_OK);
+    assert_int_equal(km_ad_build(&ad, purpose, sid, r.user_id.b, 16), KM_OK);
+    assert_int_equal(km_session_open(W.session, ad.bytes, ad.len, r.sealed, r.sealed_len, pt, cap, pt_len),
+                     KM_OK);
+}
+
+/* SIGN_FINALIZE checks record signatures only where they matter (the
+ * enclave skips what it checked in its own SIGN_PARTIAL, and the partial
+ * records' signatures unless the aggregate fails): whatever a forger sends,
+ * it gets a refusal or the one valid signature. */
+static void test_finalize_records(void **state) {
+    (void)state;
+    km_sign_item item;
+    make_item(&item, "finalize with forged records");
+    km_uuid sid;
+    assert_int_equal(km_uuid_v7(&sid, 9), KM_OK);
+    flow_records nonces, partials;
+    init_all(&sid, &item, 1, &nonces);
+    unsigned char sig[64];
+    flow_approval(&W, 1, &sid, &item, 1, sig);
+    assert_int_equal(approve(&sid, 1, sig), KM_OK);
+    km_buf body, out;
+    km_buf_init(&out);
+    km_buf_init(&partials.list);
+    partials.n = 0;
+    flow_records_body(&sid, &nonces, &body);
+    for (int i = 0; i < W.n_enclaves; i++) {
+        assert_int_equal(flow_call(&W, i, KM_CMD_SIGN_PARTIAL, &body, &out), KM_OK);
+        flow_records_add(&partials, &out);
+    }
+    km_buf_free(&body);
+    const unsigned char *nrec[N_USERS], *prec[N_USERS];
+    size_t nlen[N_USERS], plen[N_USERS];
+    assert_int_equal(split_records(&nonces, nrec, nlen, N_USERS), N_USERS);
+    assert_int_equal(split_records(&partials, prec, plen, N_USERS), N_USERS);
+    const int same[N_USERS] = {0, 1, 2}, reversed[N_USERS] = {2, 1, 0};
+    /* User 1 is on enclave 1; enclave 0 finalises. */
+    size_t u1n = 0, u1p = 0;
+    for (size_t i = 0; i < N_USERS; i++) {
+        km_sign_record r;
+        assert_int_equal(km_sign_record_decode(&r, KM_TAG_NONCE_RECORD, &sid, nrec[i], nlen[i]), KM_OK);
+        if (!memcmp(r.user_id.b, W.users[1].b, 16)) u1n = i;
+        assert_int_equal(km_sign_record_decode(&r, KM_TAG_PARTIAL_RECORD, &sid, prec[i], plen[i]), KM_OK);
+        if (!memcmp(r.user_id.b, W.users[1].b, 16)) u1p = i;
+    }
+    unsigned char pt[66];
+    size_t pt_len;
+
+    /* A forged partial record with another partial signature: the aggregate
+     * fails, and the forged record is named. */
+    unsigned char bogus[32];
+    km_sha256(bogus, "not a partial signature", 23);
+    km_buf forged;
+    forge_record(&sid, 1, KM_AD_PARTIALS, KM_TAG_PARTIAL_RECORD, bogus, 32, &forged);
+    km_buf_init(&body);
+    assert_int_equal(km_buf_put(&body, sid.b, 16), KM_OK);
+    put_list(&body, nrec, nlen, N_USERS, same, SIZE_MAX, NULL);
+    put_list(&body, prec, plen, N_USERS, same, u1p, &forged);
+    assert_int_equal(flow_call(&W, 0, KM_CMD_SIGN_FINALIZE, &body, NULL), KM_ERR_VERIFY);
+    km_buf_free(&body);
+    km_buf_free(&forged);
+
+    /* A forged nonce record (user 1's own nonces, signed by another key) in
+     * a list other than the one SIGN_PARTIAL checked: checked, refused. */
+    open_record(&sid, KM_AD_NONCES, KM_TAG_NONCE_RECORD, nrec[u1n], nlen[u1n], pt, sizeof pt, &pt_len);
+    assert_int_equal(pt_len, 66);
+    forge_record(&sid, 1, KM_AD_NONCES, KM_TAG_NONCE_RECORD, pt, 66, &forged);
+    km_buf_init(&body);
+    assert_int_equal(km_buf_put(&body, sid.b, 16), KM_OK);
+    put_list(&body, nrec, nlen, N_USERS, same, u1n, &forged);
+    put_list(&body, prec, plen, N_USERS, same, SIZE_MAX, NULL);
+    assert_int_equal(flow_call(&W, 0, KM_CMD_SIGN_FINALIZE, &body, NULL), KM_ERR_VERIFY);
+    km_buf_free(&body);
+    km_buf_free(&forged);
+
+    /* User 1's genuine partial signature in a forged record: the aggregate
+     * verifies, so the answer is the valid signature the enclaves agreed on
+     * (the forger learns nothing it could not get by relaying the genuine
+     * record). The nonce list in another order is checked afresh and passes. */
+    open_record(&sid, KM_AD_PARTIALS, KM_TAG_PARTIAL_RECORD, prec[u1p], plen[u1p], pt, sizeof pt, &pt_len);
+    assert_int_equal(pt_len, 32);
+    forge_record(&sid, 1, KM_AD_PARTIALS, KM_TAG_PARTIAL_RECORD, pt, 32, &forged);
+    km_buf_init(&body);
+    assert_int_equal(km_buf_put(&body, sid.b, 16), KM_OK);
+    put_list(&body, nrec, nlen, N_USERS, reversed, SIZE_MAX, NULL);
+    put_list(&body, prec, plen, N_USERS, same, u1p, &forged);
+    assert_int_equal(flow_call(&W, 0, KM_CMD_SIGN_FINALIZE, &body, &out), KM_OK);
+    km_buf res;
+    flow_open_result(&W, &sid, &out, &res);
+    flow_check_result(&W, &item, NULL, 1, &res);
+    km_buf_free(&res);
+    km_buf_free(&body);
+    km_buf_free(&forged);
+    km_buf_free(&out);
+    km_buf_free(&nonces.list);
+    km_buf_free(&partials.list);
+}
+
 static void test_gateway_sees_no_message(void **state) {
     (void)state;
     km_sign_item item;
@@ -355,6 +507,7 @@ int main(void) {
         cmocka_unit_test(test_batch_all_modes),
         cmocka_unit_test(test_approval_enforced_by_enclave),
         cmocka_unit_test(test_nonce_records_and_reuse),
+        cmocka_unit_test(test_finalize_records),
         cmocka_unit_test(test_gateway_sees_no_message),
         cmocka_unit_test(test_unknown_subset_and_bad_points),
         cmocka_unit_test(test_restart_mid_session_then_new_session),
