@@ -594,13 +594,41 @@ static int step_approvals(signing_ctx *x) {
     return S_NEXT;
 }
 
+/* Relay the stored approvals (read at once: most sessions have none) to
+ * the enclaves of the users who gave them. */
+static int relay_approvals(signing_ctx *x) {
+    size_t na = 0;
+    unsigned char(*users)[16] = calloc(x->n ? x->n : 1, 16);
+    unsigned char(*sigs)[KM_STORE_APPROVAL_LEN] = calloc(x->n ? x->n : 1, KM_STORE_APPROVAL_LEN);
+    int rc = users && sigs && km_store_approval_list(x->st, x->t->id, users, sigs, x->n, &na) == KM_OK
+                 ? S_NEXT
+                 : S_RETRY;
+    for (size_t a = 0; rc == S_NEXT && a < na; a++) {
+        size_t i;
+        for (i = 0; i < x->n && memcmp(x->as[i].user_id, users[a], 16) != 0; i++) {
+        }
+        if (i == x->n) continue; /* not a participant: the store never holds such an approval */
+        km_err code;
+        x->body.len = 0;
+        if (km_buf_put(&x->body, x->t->id, 16) || km_buf_put(&x->body, users[a], 16) ||
+            km_buf_put(&x->body, sigs[a], 64) ||
+            call(x->gw, x->t, x->as[i].enclave_id, KM_CMD_SIGN_APPROVE, &x->body, &x->reply, &code))
+            rc = S_RETRY;
+        else if (code != KM_OK)
+            rc = refused(x);
+    }
+    free(users);
+    free(sigs);
+    return rc;
+}
+
 /* Round 1 on every enclave (each returns its participants' signed, sealed
  * nonce records), then relay the stored approvals to the users' enclaves.
  * The records are stored during the next round's call. */
 static int step_nonces(signing_ctx *x) {
     round_records rr = {0};
     int rc = S_NEXT;
-    km_err code, err = km_buf_put(&x->body, x->s.keygen_id, 16);
+    km_err err = km_buf_put(&x->body, x->s.keygen_id, 16);
     if (!err) err = km_buf_put(&x->body, x->t->id, 16);
     if (!err) err = km_gw_put_vbytes(&x->body, x->s.items.data, x->s.items.len);
     replies rs;
@@ -615,20 +643,7 @@ static int step_nonces(signing_ctx *x) {
     }
     replies_free(&rs);
     if (err) rc = S_RETRY;
-    for (size_t i = 0; rc == S_NEXT && i < x->n; i++) {
-        km_buf sig;
-        km_buf_init(&sig);
-        if (km_store_approval_get(x->st, x->t->id, x->as[i].user_id, &sig) == KM_OK && sig.len == 64) {
-            x->body.len = 0;
-            if (km_buf_put(&x->body, x->t->id, 16) || km_buf_put(&x->body, x->as[i].user_id, 16) ||
-                km_buf_put(&x->body, sig.data, 64) ||
-                call(x->gw, x->t, x->as[i].enclave_id, KM_CMD_SIGN_APPROVE, &x->body, &x->reply, &code))
-                rc = S_RETRY;
-            else if (code != KM_OK)
-                rc = refused(x);
-        }
-        km_buf_free(&sig);
-    }
+    if (rc == S_NEXT) rc = relay_approvals(x);
     if (rc == S_NEXT) {
         sort_records(&rr);
         round_records_free(&x->nonces);
