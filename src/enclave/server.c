@@ -77,7 +77,12 @@ static void serve_connection(km_enclave *e, int fd) {
         int ok = !resp.failed && km_channel_seal(&ch, resp.data, resp.len, &out) == KM_OK &&
                  km_net_write_frame(fd, out.data, out.len) == KM_OK;
         km_buf_free(&resp);
-        km_wipe(in.data, in.cap); /* requests may carry secrets in transit */
+        /* Requests may carry secrets in transit. Only this frame's bytes:
+         * those past them were wiped after their own request, and wiping the
+         * whole capacity cost every request after one large batch as much as
+         * that batch's size (a failed read ends the loop: km_buf_free wipes
+         * everything). */
+        km_wipe(in.data, in.len);
         if (!ok) break;
     }
     km_buf_free(&in);
