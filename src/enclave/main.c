@@ -30,6 +30,7 @@
 #include "keymeld/aead.h"
 #include "keymeld/hex.h"
 #include "net/net.h"
+#include "net/process.h"
 
 #define MAX_GATEWAY_KEYS 16
 
@@ -293,6 +294,7 @@ static int cmd_new_sealing_key(const char *path) {
 }
 
 int main(int argc, char **argv) {
+    km_process_tune_malloc();
     if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "pubkey") == 0) return cmd_pubkey(argc - 2, argv + 2);
     if (argc == 4 && strcmp(argv[1], "sealing-key") == 0 && strcmp(argv[2], "new") == 0)

@@ -24,6 +24,7 @@
 #include "keymeld/hash.h"
 #include "keymeld/hex.h"
 #include "keymeld/secret.h"
+#include "net/process.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -125,6 +126,7 @@ static int credential_cmd(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    km_process_tune_malloc();
     if (argc >= 2 && !strcmp(argv[1], "credential")) return credential_cmd(argc, argv);
     const char *config = getenv("KEYMELD_GATEWAY_CONFIG"), *listen_arg = NULL, *db_arg = NULL, *ready = NULL;
     int check_only = 0;
