@@ -95,8 +95,9 @@ void km_cmd_key_import(km_enclave *e, const unsigned char *body, size_t len, km_
             memcpy(k->import_digest, digest, 32);
             memcpy(k->auth_pub, imp->auth_pub, 32);
             k->flags = imp->flags;
-            km_sessions_add_key(e->sessions, k);
-        } else {
+            err = km_sessions_add_key(e->sessions, k); /* on success the table owns k */
+        }
+        if (err) {
             km_key_state_free(k);
             km_reply_fail(r, err, "key_import: cannot store the key");
         }

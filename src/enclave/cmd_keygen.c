@@ -114,7 +114,11 @@ void km_cmd_keygen_init(km_enclave *e, const unsigned char *body, size_t len, km
                       e->max_keygens);
         km_keygen_state_free(k);
     } else {
-        km_sessions_add_keygen(e->sessions, k);
+        km_err aerr = km_sessions_add_keygen(e->sessions, k);
+        if (aerr) {
+            km_reply_fail(r, aerr, "keygen_init: cannot store the keygen");
+            km_keygen_state_free(k);
+        }
     }
     pthread_mutex_unlock(&e->lock);
 }

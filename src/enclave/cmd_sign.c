@@ -52,44 +52,60 @@ static void state_free(km_signing_state *st) {
 }
 
 km_signing_state *km_signing_find(km_enclave_sessions *s, const km_uuid *id) {
-    for (km_signing_state *st = s->signings; st; st = st->next)
-        if (memcmp(st->id.b, id->b, 16) == 0) return st;
-    return NULL;
+    return km_id_index_get(&s->signing_index, id->b);
 }
 
+/* Index first: it is the only step that can fail, and the session is not
+ * visible until it succeeded. */
+km_err km_signing_add(km_enclave_sessions *s, km_signing_state *st) {
+    km_err err = km_id_index_reserve(&s->signing_index, s->signing_index.n + 1);
+    if (!err) err = km_id_index_put(&s->signing_index, st);
+    if (err) return err;
+    st->next = s->signings;
+    if (st->next) st->next->pprev = &st->next;
+    st->pprev = &s->signings;
+    s->signings = st;
+    s->counts.signings++;
+    st->keygen->n_signings++;
+    return KM_OK;
+}
+
+void km_signing_remove_entry(km_enclave_sessions *s, km_signing_state *st) {
+    (void)km_id_index_del(&s->signing_index, st->id.b);
+    *st->pprev = st->next;
+    if (st->next) st->next->pprev = st->pprev;
+    st->keygen->n_signings--;
+    state_free(st);
+    s->counts.signings--;
+}
+
+/* Walks the signing list, but only while the keygen still has sessions: an
+ * unfinalised keygen (the ones that expire) has none and costs nothing. */
 void km_signing_remove_for_keygen(km_enclave_sessions *s, const km_keygen_state *k) {
-    km_signing_state **pp = &s->signings;
-    while (*pp) {
-        if ((*pp)->keygen == k) {
-            km_signing_state *st = *pp;
-            *pp = st->next;
-            state_free(st);
-            s->counts.signings--;
-        } else {
-            pp = &(*pp)->next;
-        }
+    for (km_signing_state *st = s->signings; st && k->n_signings;) {
+        km_signing_state *next = st->next;
+        if (st->keygen == k) km_signing_remove_entry(s, st);
+        st = next;
     }
 }
 
 int km_signing_remove(km_enclave_sessions *s, const km_uuid *id) {
-    for (km_signing_state **pp = &s->signings; *pp; pp = &(*pp)->next) {
-        if (memcmp((*pp)->id.b, id->b, 16) == 0) {
-            km_signing_state *st = *pp;
-            *pp = st->next;
-            state_free(st);
-            s->counts.signings--;
-            return 1;
-        }
-    }
-    return 0;
+    km_signing_state *st = km_signing_find(s, id);
+    if (!st) return 0;
+    km_signing_remove_entry(s, st);
+    return 1;
 }
 
+/* Before the keygens go (sessions point into them); the index is emptied in
+ * one step, not entry by entry. */
 void km_signing_free_all(km_enclave_sessions *s) {
     while (s->signings) {
         km_signing_state *next = s->signings->next;
+        s->signings->keygen->n_signings--;
         state_free(s->signings);
         s->signings = next;
     }
+    km_id_index_free(&s->signing_index);
     s->counts.signings = 0;
 }
 
@@ -515,13 +531,12 @@ void km_cmd_sign_init(km_enclave *e, const unsigned char *body, size_t len, km_r
     if (pt) km_wipe(pt, blob_len);
     free(pt);
     if (!err) err = km_buf_put(&r->body, st->init_response.data, st->init_response.len);
+    /* Last: once linked the session is visible; if it cannot be, the reply is
+     * an error and its nonces are freed unseen. */
+    if (!err) err = km_signing_add(e->sessions, st);
     if (err) {
         if (!r->err) km_reply_fail(r, err, "sign_init: failed");
         state_free(st);
-    } else {
-        st->next = e->sessions->signings;
-        e->sessions->signings = st;
-        e->sessions->counts.signings++;
     }
     pthread_mutex_unlock(&e->lock);
 }

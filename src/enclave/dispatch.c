@@ -44,15 +44,17 @@ void km_enclave_expire(km_enclave *e, uint64_t now) {
     if (now == e->expired_at) return;
     e->expired_at = now;
     km_enclave_sessions *s = e->sessions;
+    /* Expired entries are unlinked where the walk finds them (no lookup, no
+     * re-walk from the head): many expiring at once stays linear. */
     for (km_signing_state *st = s->signings; st;) {
         km_signing_state *next = st->next;
-        if (now - st->created_at > e->signing_ttl_s) km_signing_remove(s, &st->id);
+        if (now - st->created_at > e->signing_ttl_s) km_signing_remove_entry(s, st);
         st = next;
     }
     /* Finalised keygens are wallets: they stay until cleared. */
     for (km_keygen_state *k = s->keygens; k;) {
         km_keygen_state *next = k->next;
-        if (!k->finalized && now - k->created_at > e->keygen_ttl_s) km_sessions_remove_keygen(s, &k->id);
+        if (!k->finalized && now - k->created_at > e->keygen_ttl_s) km_sessions_remove_keygen_entry(s, k);
         k = next;
     }
 }

@@ -1,14 +1,19 @@
-/* sessions.c — the enclave's session tables (linked lists: a handful of
- * keygens per enclave is the common case; lookups are not the hot path next
- * to the curve operations of every request). */
+/* sessions.c — the enclave's session tables: linked lists for iteration,
+ * id indexes for lookups. Keygens are wallets and are never expired, so an
+ * enclave may hold thousands; every signing command looks one up. */
+#include <stddef.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "enclave/sessions.h"
 #include "enclave/signing.h"
 
 km_enclave_sessions *km_sessions_new(void) {
-    return calloc(1, sizeof(km_enclave_sessions));
+    km_enclave_sessions *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    km_id_index_init(&s->keygen_index, offsetof(km_keygen_state, id));
+    km_id_index_init(&s->signing_index, offsetof(km_signing_state, id));
+    km_id_index_init(&s->key_index, offsetof(km_key_state, id));
+    return s;
 }
 
 void km_keygen_state_free(km_keygen_state *k) {
@@ -47,6 +52,10 @@ void km_sessions_free(km_enclave_sessions *s) {
         km_key_state_free(s->keys);
         s->keys = next;
     }
+    /* The entries are gone: drop the slot arrays without deleting one by one. */
+    km_id_index_free(&s->keygen_index);
+    km_id_index_free(&s->signing_index);
+    km_id_index_free(&s->key_index);
     free(s);
 }
 
@@ -55,29 +64,37 @@ void km_sessions_count(const km_enclave_sessions *s, km_enclave_counts *out) {
 }
 
 km_keygen_state *km_sessions_find_keygen(km_enclave_sessions *s, const km_uuid *id) {
-    for (km_keygen_state *k = s->keygens; k; k = k->next)
-        if (memcmp(k->id.b, id->b, 16) == 0) return k;
-    return NULL;
+    return km_id_index_get(&s->keygen_index, id->b);
 }
 
-void km_sessions_add_keygen(km_enclave_sessions *s, km_keygen_state *k) {
+/* Index first: it is the only step that can fail, and nothing is visible
+ * until it succeeded. */
+km_err km_sessions_add_keygen(km_enclave_sessions *s, km_keygen_state *k) {
+    km_err err = km_id_index_reserve(&s->keygen_index, s->keygen_index.n + 1);
+    if (!err) err = km_id_index_put(&s->keygen_index, k);
+    if (err) return err;
     k->next = s->keygens;
+    if (k->next) k->next->pprev = &k->next;
+    k->pprev = &s->keygens;
     s->keygens = k;
     s->counts.keygens++;
+    return KM_OK;
+}
+
+void km_sessions_remove_keygen_entry(km_enclave_sessions *s, km_keygen_state *k) {
+    km_signing_remove_for_keygen(s, k);
+    (void)km_id_index_del(&s->keygen_index, k->id.b);
+    *k->pprev = k->next;
+    if (k->next) k->next->pprev = k->pprev;
+    km_keygen_state_free(k);
+    s->counts.keygens--;
 }
 
 int km_sessions_remove_keygen(km_enclave_sessions *s, const km_uuid *id) {
-    for (km_keygen_state **pp = &s->keygens; *pp; pp = &(*pp)->next) {
-        if (memcmp((*pp)->id.b, id->b, 16) == 0) {
-            km_keygen_state *k = *pp;
-            km_signing_remove_for_keygen(s, k);
-            *pp = k->next;
-            km_keygen_state_free(k);
-            s->counts.keygens--;
-            return 1;
-        }
-    }
-    return 0;
+    km_keygen_state *k = km_sessions_find_keygen(s, id);
+    if (!k) return 0;
+    km_sessions_remove_keygen_entry(s, k);
+    return 1;
 }
 
 /* ---- imported single-signer keys ---- */
@@ -93,26 +110,27 @@ void km_key_state_free(km_key_state *k) {
 }
 
 km_key_state *km_sessions_find_key(km_enclave_sessions *s, const km_uuid *id) {
-    for (km_key_state *k = s->keys; k; k = k->next)
-        if (memcmp(k->id.b, id->b, 16) == 0) return k;
-    return NULL;
+    return km_id_index_get(&s->key_index, id->b);
 }
 
-void km_sessions_add_key(km_enclave_sessions *s, km_key_state *k) {
+km_err km_sessions_add_key(km_enclave_sessions *s, km_key_state *k) {
+    km_err err = km_id_index_reserve(&s->key_index, s->key_index.n + 1);
+    if (!err) err = km_id_index_put(&s->key_index, k);
+    if (err) return err;
     k->next = s->keys;
+    if (k->next) k->next->pprev = &k->next;
+    k->pprev = &s->keys;
     s->keys = k;
     s->counts.keys++;
+    return KM_OK;
 }
 
 int km_sessions_remove_key(km_enclave_sessions *s, const km_uuid *id) {
-    for (km_key_state **pp = &s->keys; *pp; pp = &(*pp)->next) {
-        if (memcmp((*pp)->id.b, id->b, 16) == 0) {
-            km_key_state *k = *pp;
-            *pp = k->next;
-            km_key_state_free(k);
-            s->counts.keys--;
-            return 1;
-        }
-    }
-    return 0;
+    km_key_state *k = km_id_index_del(&s->key_index, id->b);
+    if (!k) return 0;
+    *k->pprev = k->next;
+    if (k->next) k->next->pprev = k->pprev;
+    km_key_state_free(k);
+    s->counts.keys--;
+    return 1;
 }

@@ -28,6 +28,7 @@ typedef struct km_sign_unit {
 
 typedef struct km_signing_state {
     struct km_signing_state *next;
+    struct km_signing_state **pprev; /* the pointer that points here */
     km_uuid id, keygen_id;
     uint64_t created_at;     /* km_enclave_now() at SIGN_INIT */
     km_keygen_state *keygen; /* a keygen is never freed while it has signings */
@@ -61,10 +62,19 @@ typedef struct km_signing_state {
 
 /** The signing session with this id, or NULL. */
 km_signing_state *km_signing_find(km_enclave_sessions *s, const km_uuid *id);
+/** Link a new signing session into the table; st->keygen must be set (its
+ *  n_signings counts st).
+ *  Returns: KM_OK (the table owns st); KM_ERR_NOMEM if the index cannot grow,
+ *           KM_ERR_DUPLICATE if its id is taken — then the table is unchanged
+ *           and st still belongs to the caller. */
+KM_WARN_UNUSED km_err km_signing_add(km_enclave_sessions *s, km_signing_state *st);
 /** Free every signing session of a keygen (before the keygen itself goes). */
 void km_signing_remove_for_keygen(km_enclave_sessions *s, const km_keygen_state *k);
 /** Unlink and free one signing session. Returns 1 if it existed. */
 int km_signing_remove(km_enclave_sessions *s, const km_uuid *id);
+/** The same for a session known to be in the table (no lookup): st is freed.
+ *  Iterating code saves st->next first. */
+void km_signing_remove_entry(km_enclave_sessions *s, km_signing_state *st);
 /** Free all signing sessions. */
 void km_signing_free_all(km_enclave_sessions *s);
 
