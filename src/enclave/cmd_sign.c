@@ -58,8 +58,7 @@ km_signing_state *km_signing_find(km_enclave_sessions *s, const km_uuid *id) {
 /* Index first: it is the only step that can fail, and the session is not
  * visible until it succeeded. */
 km_err km_signing_add(km_enclave_sessions *s, km_signing_state *st) {
-    km_err err = km_id_index_reserve(&s->signing_index, s->signing_index.n + 1);
-    if (!err) err = km_id_index_put(&s->signing_index, st);
+    km_err err = km_id_index_add(&s->signing_index, st);
     if (err) return err;
     st->next = s->signings;
     if (st->next) st->next->pprev = &st->next;

@@ -112,6 +112,11 @@ km_err km_id_index_put(km_id_index *idx, void *entry) {
     return KM_OK;
 }
 
+km_err km_id_index_add(km_id_index *idx, void *entry) {
+    km_err err = km_id_index_reserve(idx, idx->n + 1);
+    return err ? err : km_id_index_put(idx, entry);
+}
+
 void *km_id_index_del(km_id_index *idx, const unsigned char id[16]) {
     size_t hole = find_slot(idx, id);
     if (hole >= idx->cap) return NULL;

@@ -80,6 +80,17 @@ void *km_id_index_get(const km_id_index *idx, const unsigned char id[16]) KM_NON
  */
 KM_WARN_UNUSED km_err km_id_index_put(km_id_index *idx, void *entry) KM_NONNULL(1, 2);
 
+/** km_id_index_reserve for one more entry, then km_id_index_put: the usual
+ *  way to insert, as the first step of making an entry visible (the only
+ *  step that can fail).
+ *
+ *  Returns: KM_OK; KM_ERR_NOMEM, KM_ERR_DUPLICATE as those two. The index is
+ *           unchanged on failure (a grown slot array holds the same entries).
+ *  In/Out:  idx: an initialised index (not NULL).
+ *  In:      entry: as km_id_index_put.
+ */
+KM_WARN_UNUSED km_err km_id_index_add(km_id_index *idx, void *entry) KM_NONNULL(1, 2);
+
 /** Remove the entry with this id, if present (the entry itself is not
  *  touched: the caller frees it). Never allocates.
  *

@@ -70,8 +70,7 @@ km_keygen_state *km_sessions_find_keygen(km_enclave_sessions *s, const km_uuid *
 /* Index first: it is the only step that can fail, and nothing is visible
  * until it succeeded. */
 km_err km_sessions_add_keygen(km_enclave_sessions *s, km_keygen_state *k) {
-    km_err err = km_id_index_reserve(&s->keygen_index, s->keygen_index.n + 1);
-    if (!err) err = km_id_index_put(&s->keygen_index, k);
+    km_err err = km_id_index_add(&s->keygen_index, k);
     if (err) return err;
     k->next = s->keygens;
     if (k->next) k->next->pprev = &k->next;
@@ -114,8 +113,7 @@ km_key_state *km_sessions_find_key(km_enclave_sessions *s, const km_uuid *id) {
 }
 
 km_err km_sessions_add_key(km_enclave_sessions *s, km_key_state *k) {
-    km_err err = km_id_index_reserve(&s->key_index, s->key_index.n + 1);
-    if (!err) err = km_id_index_put(&s->key_index, k);
+    km_err err = km_id_index_add(&s->key_index, k);
     if (err) return err;
     k->next = s->keys;
     if (k->next) k->next->pprev = &k->next;

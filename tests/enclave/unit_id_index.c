@@ -283,6 +283,21 @@ static void test_room(void **state) {
     }
     check_against_shadow(&idx, e, 40);
     km_id_index_free(&idx);
+    /* km_id_index_add reserves by itself: from an empty index through
+     * several growths, and refuses a present id without a change. */
+    index_init(&idx);
+    for (size_t i = 0; i < 40; i++) {
+        e[i].present = 0;
+        if (i % 2) continue;
+        assert_int_equal(km_id_index_add(&idx, &e[i]), KM_OK);
+        e[i].present = 1;
+    }
+    assert_int_equal(idx.n, 20);
+    assert_int_equal(idx.cap, 64);
+    assert_int_equal(km_id_index_add(&idx, &e[0]), KM_ERR_DUPLICATE);
+    assert_int_equal(idx.n, 20);
+    check_against_shadow(&idx, e, 40);
+    km_id_index_free(&idx);
     free(e);
 }
 
