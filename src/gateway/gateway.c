@@ -2,6 +2,7 @@
  * clocks, wait keys. */
 #include "gateway/gateway.h"
 
+#include <string.h>
 #include <time.h>
 
 #include "keymeld/hex.h"
@@ -30,6 +31,15 @@ uint64_t km_gw_mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int km_gw_wait_key_id(const char *key, km_store_kind kind, unsigned char id[16]) {
+    char expect[48];
+    static const unsigned char zero[16];
+    km_gw_wait_key(expect, kind, zero);
+    size_t prefix = strlen(expect) - 32;
+    return key && strlen(key) == prefix + 32 && strncmp(key, expect, prefix) == 0 &&
+           km_hex_decode(id, 16, key + prefix, 32) == KM_OK;
 }
 
 void km_gw_wait_key(char out[48], km_store_kind kind, const unsigned char id[16]) {

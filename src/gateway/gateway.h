@@ -65,6 +65,10 @@ uint64_t km_gw_mono_ms(void);
 /** The wait key of a session ("keygen:<32 hex>", ...), for km_http_notify. */
 void km_gw_wait_key(char out[48], km_store_kind kind, const unsigned char id[16]);
 
+/** The session id of a wait key of this kind (the inverse of km_gw_wait_key).
+ *  Returns: 1 and id set; 0 if key is NULL or not such a key. */
+int km_gw_wait_key_id(const char *key, km_store_kind kind, unsigned char id[16]);
+
 /** The route table (for the server and for the OpenAPI test). */
 const km_http_route *km_gw_routes(size_t *n);
 

@@ -88,22 +88,20 @@ static void answer_created(km_gateway *gw, km_store *st, const km_http_request *
 }
 
 /* A create that waited (?wait): authenticated and stored on its first pass;
- * now only the answer is left. */
+ * now only the answer is left. The session id is the one of the key it
+ * waited on (reading it from the body again would parse a whole batch). */
 static void resume_create(km_gateway *gw, const km_http_request *req, km_http_response *resp) {
-    json_t *body;
-    if (!km_gw_body(req, resp, CREATE_FIELDS, sizeof CREATE_FIELDS / sizeof CREATE_FIELDS[0], &body)) return;
     unsigned char id[16];
-    char key[48];
-    if (km_json_get_uuid(body, "signing_id", id)) {
-        km_http_error(resp, 400, "invalid_field", "a field could not be read");
-    } else {
-        km_gw_wait_key(key, KM_STORE_SIGNING, id);
-        uint64_t seq = km_http_wait_seq(gw->http, key);
-        km_store *st = km_gw_store_take(gw);
-        answer_created(gw, st, req, id, seq, resp);
-        km_gw_store_give(gw, st);
+    if (!km_gw_wait_key_id(req->wait_key, KM_STORE_SIGNING, id)) {
+        km_http_error(resp, 500, "internal", "resumed without its wait key");
+        return;
     }
-    json_decref(body);
+    char key[48];
+    km_gw_wait_key(key, KM_STORE_SIGNING, id);
+    uint64_t seq = km_http_wait_seq(gw->http, key);
+    km_store *st = km_gw_store_take(gw);
+    answer_created(gw, st, req, id, seq, resp);
+    km_gw_store_give(gw, st);
 }
 
 void km_h_signing_create(void *app, const km_http_request *req, km_http_response *resp) {

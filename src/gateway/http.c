@@ -567,6 +567,7 @@ static enum MHD_Result run_handler(km_http_server *s, km_rq *rq, int resumed) {
         memset(&resp, 0, sizeof resp);
         rq->req.resumed = resumed;
         rq->req.wait_until_ms = resumed ? rq->deadline : 0;
+        rq->req.wait_key = resumed ? rq->wait_key : NULL;
         rq->route->handler(s->app, &rq->req, &resp);
         if (resp.status != 0) return send_response(rq, &resp);
         resp_clear_body(&resp);

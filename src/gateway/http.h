@@ -76,6 +76,8 @@ typedef struct km_http_request {
     uint64_t wait_until_ms; /**< when resumed: the deadline the handler asked for (CLOCK_MONOTONIC ms,
                                  see km_http_now_ms); a resumed handler may wait again, up to this
                                  deadline and never beyond it; 0 when not resumed */
+    const char *wait_key;   /**< when resumed: the key the request waited on (owned by the server,
+                                 valid during the call); NULL when not resumed */
     void *opaque;           /**< internal; do not touch */
 } km_http_request;
 
