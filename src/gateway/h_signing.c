@@ -172,23 +172,6 @@ void km_h_signing_create(void *app, const km_http_request *req, km_http_response
                       km_gw_keygen_state_name(kg.state));
         goto out;
     }
-    /* A cap on sessions in progress per keygen bounds the work and rows one
-     * wallet's key can queue. Checked by a read, not in the creating
-     * transaction: concurrent creates can pass it by at most their number. */
-    unsigned cap = gw->cfg.max_active_sessions_per_keygen;
-    size_t active = 0;
-    if (cap && (err = km_store_signing_active_count(st, kg.id, cap, &active)) != KM_OK) {
-        km_gw_store_error(resp, err, "signing sessions");
-        goto out;
-    }
-    if (cap && active >= cap) {
-        km_http_error(resp, 429, "too_many_active_sessions",
-                      "this keygen already has %u signing sessions in progress; retry when one finishes",
-                      cap);
-        resp->extra_header_name = "Retry-After";
-        resp->extra_header_value = "1";
-        goto out;
-    }
     size_t n = registrations(st, kg.id, &users, &keys, &flags);
     for (size_t i = 0; i < n; i++)
         if (flags[i] & 1) sn.needs_approvals = 1;
@@ -196,6 +179,11 @@ void km_h_signing_create(void *app, const km_http_request *req, km_http_response
     sn.expires_at = sn.created_at + (int64_t)timeout;
     sn.items = items.data;
     sn.items_len = items.len;
+    /* A cap on sessions in progress per keygen bounds the work and rows one
+     * wallet's key can queue; the store checks it in the creating
+     * transaction, like the quota. */
+    unsigned cap = gw->cfg.max_active_sessions_per_keygen;
+    sn.max_active = cap;
     /* Waiting for the result: the final state's durable commit (or the sync
      * in answer_created) puts this one on disk before any 2xx. */
     err = waits ? km_store_set_durable(st, 0) : KM_OK;
@@ -204,7 +192,17 @@ void km_h_signing_create(void *app, const km_http_request *req, km_http_response
         km_err restore = km_store_set_durable(st, 1);
         if (!err) err = restore;
     }
-    if (err == KM_ERR_RANGE) { /* the store checks the quota atomically with the insert */
+    size_t active = 0;
+    if (err == KM_ERR_RANGE && cap && km_store_signing_active_count(st, kg.id, cap, &active) == KM_OK &&
+        active >= cap) {
+        km_http_error(resp, 429, "too_many_active_sessions",
+                      "this keygen already has %u signing sessions in progress; retry when one finishes",
+                      cap);
+        resp->extra_header_name = "Retry-After";
+        resp->extra_header_value = "1";
+        goto out;
+    }
+    if (err == KM_ERR_RANGE) {
         km_http_error(resp, 409, "quota_exceeded", "this keygen allows %u signing sessions", kg.max_signings);
         goto out;
     }

@@ -327,6 +327,7 @@ typedef struct km_store_signing_new {
     const unsigned char *items; /**< the encoded signing items (opaque here) */
     size_t items_len;
     int needs_approvals; /**< 0: start in nonces; 1: in collecting_approvals */
+    unsigned max_active; /**< 0: no cap; else refuse while the keygen has this many sessions not final */
 } km_store_signing_new;
 
 typedef struct km_store_signing {
@@ -343,13 +344,16 @@ typedef struct km_store_signing {
 /** Create a signing session for a completed keygen. Idempotent like
  *  km_store_keygen_create.
  *
- *  The keygen's max_signings quota is enforced here, in the creating
- *  transaction, so two gateways (or two requests) racing on the last
- *  allowed session cannot both get it. An identical retry of an existing
- *  session is KM_OK and does not count again.
+ *  The keygen's max_signings quota and the cap s->max_active on its
+ *  sessions in progress are enforced here, in the creating transaction, so
+ *  two gateways (or two requests) racing on the last allowed session cannot
+ *  both get it. An identical retry of an existing session is KM_OK and does
+ *  not count again.
  *  Returns: KM_OK; KM_ERR_DUPLICATE; KM_ERR_NOT_FOUND (no such keygen);
  *           KM_ERR_STATE (keygen not completed); KM_ERR_RANGE (quota used up:
- *           km_store_signing_count(keygen) == max_signings != 0); KM_ERR_ARG. */
+ *           km_store_signing_count(keygen) == max_signings != 0, or
+ *           max_active sessions are not final; km_store_signing_active_count
+ *           tells which); KM_ERR_ARG. */
 km_err km_store_signing_create(km_store *st, const km_store_signing_new *s) KM_WARN_UNUSED;
 /** Read a signing session.
  *  Returns: KM_OK; KM_ERR_NOT_FOUND; KM_ERR_ARG.
@@ -372,8 +376,8 @@ km_err km_store_signing_count(km_store *st, const unsigned char keygen_id[KM_STO
  *  approvals, nonces, partials, finalizing), counted up to limit.
  *
  *  Cost: proportional to the result (a partial index of active sessions),
- *  not to the keygen's history. A read: a create racing with it is not
- *  seen, so a cap checked with it may be passed by concurrent creates.
+ *  not to the keygen's history. A read on its own; km_store_signing_create
+ *  runs it inside its transaction to enforce a cap.
  *  Returns: KM_OK; KM_ERR_ARG; KM_ERR_IO. A keygen that does not exist
  *           has 0.
  *  Out:     n: min(count, limit); 0 on failure.

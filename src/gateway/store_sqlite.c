@@ -720,6 +720,10 @@ km_err km_store_signing_create(km_store *st, const km_store_signing_new *sn) {
     int kstate = 0;
     err = get_state(st, KM_STORE_KEYGEN, sn->keygen_id, &kstate);
     if (err == KM_OK && kstate != KM_KEYGEN_COMPLETED) err = KM_ERR_STATE; /* only a wallet can sign */
+    size_t active = 0;
+    if (err == KM_OK && sn->max_active)
+        err = km_store_signing_active_count(st, sn->keygen_id, sn->max_active, &active);
+    if (err == KM_OK && sn->max_active && active >= sn->max_active) err = KM_ERR_RANGE;
     sqlite3_stmt *s;
     /* Check and increment under the write lock of this transaction: two
      * creators cannot both take the last allowed session. */

@@ -1098,6 +1098,29 @@ static void test_keygen_auth_and_quota(void **state) {
     }
     assert_int_equal(km_store_signing_count(st, u.kg.id, &n), KM_OK);
     assert_int_equal(n, 5);
+
+    /* The cap on sessions in progress is checked in the creating
+     * transaction too: 5 are in progress, so with max_active 5 a sixth is
+     * refused and nothing is written; a repeat is still answered; once one
+     * is final the sixth is taken. */
+    img = snapshot(path, &len);
+    make_signing(&sn, 240, u.kg.id, 0);
+    sn.max_active = 5;
+    assert_int_equal(km_store_signing_create(st, &sn), KM_ERR_RANGE);
+    assert_same_image(path, img, len);
+    sqlite3_free(img);
+    size_t active = 0;
+    assert_int_equal(km_store_signing_active_count(st, u.kg.id, 5, &active), KM_OK);
+    assert_int_equal(active, 5);
+    make_signing(&sn, 230, u.kg.id, 0);
+    sn.max_active = 5;
+    assert_int_equal(km_store_signing_create(st, &sn), KM_OK);
+    assert_int_equal(km_store_signing_set_state(st, sn.id, KM_SIGNING_FAILED, "done", 1300), KM_OK);
+    make_signing(&sn, 240, u.kg.id, 0);
+    sn.max_active = 5;
+    assert_int_equal(km_store_signing_create(st, &sn), KM_OK);
+    make_signing(&sn, 241, u.kg.id, 0); /* max_active 0: no cap */
+    assert_int_equal(km_store_signing_create(st, &sn), KM_OK);
     unsigned char missing[KM_STORE_ID_LEN];
     make_id(missing, 4242);
     n = 7;
