@@ -287,11 +287,13 @@ static void make_record(const round *rd, int u, unsigned char psig[N_ITEMS][32],
 }
 
 /* Ways to spoil one partial signature of a record. */
-enum spoil { FLIP_BIT, OTHER_SCALAR, OTHERS_PARTIAL };
+enum spoil { FLIP_BIT, OTHER_SCALAR, OTHERS_PARTIAL, NOT_A_SCALAR };
 
 /* User u's honest partial signatures with the one of `unit` spoiled:
- * one bit flipped, replaced by another valid scalar, or replaced by the
- * (genuine) partial signature of another user `other` for that unit. */
+ * one bit flipped, replaced by another valid scalar, replaced by the
+ * (genuine) partial signature of another user `other` for that unit, or
+ * replaced by 32 bytes that are no scalar at all (all 0xff, above the group
+ * order: the aggregation itself fails, not only its verification). */
 static void spoiled_partials(const round *rd, int u, size_t unit, enum spoil how, int other,
                              unsigned char psig[N_ITEMS][32]) {
     open_partials(rd, u, psig);
@@ -303,6 +305,8 @@ static void spoiled_partials(const round *rd, int u, size_t unit, enum spoil how
         do
             assert_int_equal(km_random_bytes(psig[unit], 32), KM_OK);
         while (km_single_seckey_check(ctx, psig[unit]) != KM_OK);
+    } else if (how == NOT_A_SCALAR) {
+        memset(psig[unit], 0xff, 32);
     } else {
         unsigned char theirs[N_ITEMS][32];
         open_partials(rd, other, theirs);
@@ -367,7 +371,7 @@ static void expect_blame_each(const round *rd, int i, int u) {
     char want[160];
     blame_detail(u, want, sizeof want);
     for (size_t unit = 0; unit < N_ITEMS; unit++) {
-        for (int how = FLIP_BIT; how <= OTHERS_PARTIAL; how++) {
+        for (int how = FLIP_BIT; how <= NOT_A_SCALAR; how++) {
             unsigned char psig[N_ITEMS][32];
             km_buf bad;
             spoiled_partials(rd, u, unit, (enum spoil)how, other, psig);
