@@ -322,13 +322,13 @@ static void blame_detail(int u, char *out, size_t cap) {
     snprintf(out, cap, "sign_finalize: invalid partial signature from participant %s", uid);
 }
 
-/* The detail refusing user u's record as forged. */
-static void forged_detail(const round *rd, int i, int u, char *out, size_t cap) {
+/* The detail with which enclave i refuses user u's record as forged (u's
+ * index in the keygen as that enclave holds it). */
+static void forged_detail(int i, int u, char *out, size_t cap) {
     km_keygen_state *k = km_sessions_find_keygen(encl[i].sessions, &W.keygen_id);
     assert_non_null(k);
     int p = km_keygen_init_find(&k->init, &W.users[u]);
     assert_true(p >= 0);
-    (void)rd;
     snprintf(out, cap, "%s: record of participant %d is not signed by its enclave", KM_TAG_PARTIAL_RECORD, p);
 }
 
@@ -456,7 +456,7 @@ static void test_forged_record(void **state) {
     for (int u = 0; u < N_USERS; u++) {
         int wrong = 1 - W.assign[u];
         for (int i = 0; i < N_ENCLAVES; i++) {
-            forged_detail(&rd, i, u, want, sizeof want);
+            forged_detail(i, u, want, sizeof want);
             for (size_t unit = 0; unit < N_ITEMS; unit++) {
                 spoiled_partials(&rd, u, unit, FLIP_BIT, 0, psig);
                 make_record(&rd, u, psig, W.assign[u], wrong, &bad);
@@ -499,7 +499,7 @@ static void test_refusal_then_success(void **state) {
     spoiled_partials(&rd, 1, 1, OTHER_SCALAR, 0, psig);
     make_record(&rd, 1, psig, W.assign[1], W.assign[1], &bad);
     expect_refusal(&rd, 0, 1, &bad, want);
-    forged_detail(&rd, 0, 1, want, sizeof want);
+    forged_detail(0, 1, want, sizeof want);
     km_buf forged;
     make_record(&rd, 1, psig, W.assign[1], 0, &forged);
     expect_refusal(&rd, 0, 1, &forged, want);
