@@ -577,6 +577,25 @@ void km_cmd_sign_approve(km_enclave *e, const unsigned char *body, size_t len, k
     pthread_mutex_unlock(&e->lock);
 }
 
+/* Our own nonces must come back unchanged: a record list with other nonces
+ * for a local participant is a tampered one, or one of an earlier run of
+ * this signing id (before a SESSION_CLEAR), whose nonces are gone. */
+static km_err own_nonces_unchanged(const km_signing_state *st, const gathered *nonces, const char *who,
+                                   km_reply *r) {
+    for (uint16_t l = 0; l < st->n_local; l++) {
+        uint16_t p = st->local[l];
+        size_t j = 0;
+        for (size_t u = 0; u < st->n_units; u++) {
+            if (!is_signer(&st->units[u], p)) continue;
+            if (memcmp(nonces->data[p] + 66 * j++, st->pubnonces[u * st->n_local + l], 66) != 0) {
+                km_reply_fail(r, KM_ERR_VERIFY, "%s: our own nonce for participant %u was altered", who, p);
+                return r->err;
+            }
+        }
+    }
+    return KM_OK;
+}
+
 /* ---- SIGN_PARTIAL ---------------------------------------------------------- */
 
 void km_cmd_sign_partial(km_enclave *e, const unsigned char *body, size_t len, km_reply *r) {
@@ -603,21 +622,8 @@ void km_cmd_sign_partial(km_enclave *e, const unsigned char *body, size_t len, k
         km_reply_fail(r, KM_ERR_PARSE, "sign_partial: trailing bytes");
         err = r->err;
     }
+    if (!err) err = own_nonces_unchanged(st, &nonces, "sign_partial", r);
     if (err) goto out;
-    /* Our own nonces must come back unchanged. */
-    for (uint16_t l = 0; l < st->n_local; l++) {
-        uint16_t p = st->local[l];
-        size_t j = 0;
-        for (size_t u = 0; u < st->n_units; u++) {
-            if (!is_signer(&st->units[u], p)) continue;
-            if (memcmp(nonces.data[p] + 66 * j++, st->pubnonces[u * st->n_local + l], 66) != 0) {
-                km_reply_fail(r, KM_ERR_VERIFY, "sign_partial: our own nonce for participant %u was altered",
-                              p);
-                err = r->err;
-                goto out;
-            }
-        }
-    }
     sessions = calloc(st->n_units, sizeof *sessions);
     pubs = calloc(st->keygen->init.n_participants, 66);
     if (!sessions || !pubs) {
@@ -751,8 +757,12 @@ void km_cmd_sign_finalize(km_enclave *e, const unsigned char *body, size_t len, 
      * be made without every honest signer's partial signature. */
     err = gather(e, st, &c, KM_AD_NONCES, KM_TAG_NONCE_RECORD, 66, 0, NULL, &nonces, r);
     if (!err && !(st->partial_done && !st->partial_failed &&
-                  km_ct_equal(nonces.section_digest, st->nonce_records_digest, 32)))
+                  km_ct_equal(nonces.section_digest, st->nonce_records_digest, 32))) {
         err = check_records(e, st, &nonces, &st->init_response, KM_TAG_NONCE_RECORD, r);
+        /* Authentic records of an earlier run of this id are refused here:
+         * they carry that run's nonces (fuzz_enclave found them accepted). */
+        if (!err) err = own_nonces_unchanged(st, &nonces, "sign_finalize", r);
+    }
     if (!err) err = gather(e, st, &c, KM_AD_PARTIALS, KM_TAG_PARTIAL_RECORD, 32, 0, NULL, &partials, r);
     if (!err && km_cursor_finish(&c)) {
         km_reply_fail(r, KM_ERR_PARSE, "sign_finalize: trailing bytes");

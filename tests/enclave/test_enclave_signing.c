@@ -468,6 +468,75 @@ static void test_restart_mid_session_then_new_session(void **state) {
     km_buf_free(&res);
 }
 
+/* "signing_id | u16 n | nonce records | u16 m | partial records". */
+static void finalize_body(const km_uuid *sid, const flow_records *nonces, const flow_records *partials,
+                          km_buf *body) {
+    km_buf_init(body);
+    assert_int_equal(km_buf_put(body, sid->b, 16), KM_OK);
+    assert_int_equal(km_buf_put_u16(body, nonces->n), KM_OK);
+    assert_int_equal(km_buf_put(body, nonces->list.data, nonces->list.len), KM_OK);
+    assert_int_equal(km_buf_put_u16(body, partials->n), KM_OK);
+    assert_int_equal(km_buf_put(body, partials->list.data, partials->list.len), KM_OK);
+}
+
+/* One whole round of a session up to its partial records. */
+static void round_to_partials(const km_uuid *sid, const km_sign_item *item, flow_records *nonces,
+                              flow_records *partials) {
+    init_all(sid, item, 1, nonces);
+    unsigned char sig[64];
+    flow_approval(&W, 1, sid, item, 1, sig);
+    assert_int_equal(approve(sid, 1, sig), KM_OK);
+    km_buf body, out;
+    km_buf_init(&out);
+    km_buf_init(&partials->list);
+    partials->n = 0;
+    flow_records_body(sid, nonces, &body);
+    for (int i = 0; i < W.n_enclaves; i++) {
+        assert_int_equal(flow_call(&W, i, KM_CMD_SIGN_PARTIAL, &body, &out), KM_OK);
+        flow_records_add(partials, &out);
+    }
+    km_buf_free(&body);
+    km_buf_free(&out);
+}
+
+/* A round lost half-way (the gateway cleared the session everywhere and
+ * started again with fresh nonces): the first run's records, authentic and
+ * complete, no longer finalize; the new run's do. */
+static void test_finalize_refuses_earlier_run(void **state) {
+    (void)state;
+    km_sign_item item;
+    make_item(&item, "restarted round");
+    km_uuid sid;
+    assert_int_equal(km_uuid_v7(&sid, 40), KM_OK);
+    flow_records n1, p1, n2, p2;
+    round_to_partials(&sid, &item, &n1, &p1);
+    for (int i = 0; i < W.n_enclaves; i++)
+        assert_int_equal(clear(i, 2, &sid), KM_OK);
+    round_to_partials(&sid, &item, &n2, &p2);
+    km_buf body, out;
+    km_buf_init(&out);
+    finalize_body(&sid, &n1, &p1, &body);
+    for (int i = 0; i < W.n_enclaves; i++)
+        assert_int_equal(flow_call(&W, i, KM_CMD_SIGN_FINALIZE, &body, NULL), KM_ERR_VERIFY);
+    km_buf_free(&body);
+    /* Mixed: the new nonces with the old partials do not verify either. */
+    finalize_body(&sid, &n2, &p1, &body);
+    assert_int_equal(flow_call(&W, 0, KM_CMD_SIGN_FINALIZE, &body, NULL), KM_ERR_VERIFY);
+    km_buf_free(&body);
+    finalize_body(&sid, &n2, &p2, &body);
+    assert_int_equal(flow_call(&W, 0, KM_CMD_SIGN_FINALIZE, &body, &out), KM_OK);
+    km_buf res;
+    flow_open_result(&W, &sid, &out, &res);
+    flow_check_result(&W, &item, NULL, 1, &res);
+    km_buf_free(&res);
+    km_buf_free(&body);
+    km_buf_free(&out);
+    km_buf_free(&n1.list);
+    km_buf_free(&p1.list);
+    km_buf_free(&n2.list);
+    km_buf_free(&p2.list);
+}
+
 static void test_session_clear(void **state) {
     (void)state;
     km_sign_item item;
@@ -511,6 +580,7 @@ int main(void) {
         cmocka_unit_test(test_gateway_sees_no_message),
         cmocka_unit_test(test_unknown_subset_and_bad_points),
         cmocka_unit_test(test_restart_mid_session_then_new_session),
+        cmocka_unit_test(test_finalize_refuses_earlier_run),
         cmocka_unit_test(test_session_clear),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
