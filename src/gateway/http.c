@@ -754,6 +754,8 @@ static int parse_length(const char *v, uint64_t *out) {
 typedef struct header_scan {
     size_t hosts;
     int bad_name;
+    size_t te;    /* Transfer-Encoding headers */
+    int te_other; /* one says something other than "chunked" */
 } header_scan;
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
@@ -762,6 +764,10 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     header_scan *h = cls;
     if (key == NULL) return MHD_YES;
     if (strcasecmp(key, "Host") == 0) h->hosts++;
+    if (strcasecmp(key, "Transfer-Encoding") == 0) {
+        h->te++;
+        if (value == NULL || strcasecmp(value, "chunked") != 0) h->te_other = 1;
+    }
     for (const char *k = key; *k; k++)
         if (*k == ' ' || *k == '\t') h->bad_name = 1;
     return MHD_YES;
@@ -776,13 +782,18 @@ static enum MHD_Result on_first_call(km_http_server *s, km_rq *rq, const char *m
     if ((uintptr_t)version != rq->raw_uri + strlen(rq->target) + 1 ||
         !km_http_path_safe(rq->path, strlen(rq->path)))
         return send_error(rq, 404, "not_found", "no such resource", NULL, NULL);
-    header_scan hs = {0, 0};
+    header_scan hs = {0, 0, 0, 0};
     (void)MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, scan_header, &hs);
     if (hs.hosts > 1 || hs.bad_name)
         return send_error(rq, 400, "invalid_request",
                           "malformed request header (repeated Host, or whitespace "
                           "before a colon)",
                           NULL, NULL);
+    /* A body in another transfer coding has a length nobody here can find
+     * (libmicrohttpd would wait for the idle timeout): refuse at once. */
+    if (hs.te > 1 || hs.te_other)
+        return send_error(rq, 400, "invalid_request",
+                          "Transfer-Encoding must be absent or exactly \"chunked\"", NULL, NULL);
     size_t off[KM_HTTP_MAX_PARAMS], len[KM_HTTP_MAX_PARAMS], n = 0;
     char allow[ALLOW_HEADER_MAX];
     size_t allow_len = 0;
