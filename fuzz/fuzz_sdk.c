@@ -64,6 +64,7 @@ static __thread int g_fake; /* 1 while an input runs on this thread */
 static uint64_t g_mono_ms;
 static unsigned g_calls;
 static fz_reader g_in;
+static int g_trace; /* FZ_SDK_TRACE set: print requests and results (replaying one input) */
 
 int __real_clock_gettime(clockid_t id, struct timespec *ts);
 time_t __real_time(time_t *t);
@@ -126,6 +127,8 @@ static km_err serve(const char *target, km_client_response *out) {
                 target);
         abort();
     }
+    if (g_trace)
+        fprintf(stderr, "fuzz_sdk: request %u: %s (%zu input bytes left)\n", g_calls, target, g_in.left);
     if (!g_in.left) {
         g_mono_ms += 1000u;
         return KM_ERR_IO;
@@ -238,6 +241,14 @@ enum { SC_VERIFY_ALL, SC_COORDINATOR, SC_IMPORTED, SC_IMPORTED_NO_WAIT, SC_SINGL
 
 #define WAIT_S 5u
 
+/* Every SDK operation goes through op(): with FZ_SDK_TRACE it prints the result. */
+#define OP(sdk, call) op((sdk), #call, (call))
+static km_err op(km_sdk *sdk, const char *what, km_err err) {
+    if (g_trace)
+        fprintf(stderr, "fuzz_sdk: %.48s... -> %s (%s)\n", what, km_err_name(err), km_sdk_last_error(sdk));
+    return err;
+}
+
 static km_sdk *new_sdk(void) {
     km_sdk *sdk = NULL;
     if (km_sdk_new(&sdk, fz_ctx(), "http://127.0.0.1:9") != KM_OK ||
@@ -263,14 +274,14 @@ static int join_all(km_sdk *sdk, km_sdk_session *s) {
         unsigned char sk[32], ak[32];
         fz_sdk_user_sk(i, sk);
         fz_sdk_auth_sk(i, ak);
-        if (km_sdk_keygen_join(sdk, s, i, sk, ak, 0) != KM_OK) all = 0;
+        if (OP(sdk, km_sdk_keygen_join(sdk, s, i, sk, ak, 0)) != KM_OK) all = 0;
     }
     return all;
 }
 
 static void wait_keygen(km_sdk *sdk, km_sdk_session *s, int all_joined, const km_tweak *tweak) {
     km_sdk_keygen_result r;
-    if (km_sdk_keygen_wait(sdk, s, WAIT_S, &r) == KM_OK) {
+    if (OP(sdk, km_sdk_keygen_wait(sdk, s, WAIT_S, &r)) == KM_OK) {
         if (all_joined) check_keygen(&r, tweak);
         km_sdk_keygen_result_clear(&r);
     }
@@ -282,7 +293,7 @@ static void sign_one_request(km_sdk *sdk, const km_sdk_session *s, int all_joine
     km_uuid sid;
     fz_sdk_uuid(FZ_SDK_TAG_SIGNING, &sid);
     km_sdk_sign_result r;
-    if (km_sdk_sign(sdk, s, &sid, items, 2, 60, WAIT_S, &r) == KM_OK)
+    if (OP(sdk, km_sdk_sign(sdk, s, &sid, items, 2, 60, WAIT_S, &r)) == KM_OK)
         check_sign(&r, items, 2, all_joined, tweak);
     km_sdk_sign_result_clear(&r);
 }
@@ -293,8 +304,9 @@ static void sign_two_requests(km_sdk *sdk, const km_sdk_session *s, int all_join
     km_uuid sid;
     fz_sdk_uuid(FZ_SDK_TAG_SIGNING, &sid);
     km_sdk_sign_result r;
-    (void)km_sdk_sign_create(sdk, s, &sid, items, 2, 60); /* a wait follows whatever the create said */
-    if (km_sdk_sign_wait(sdk, s, &sid, items, 2, WAIT_S, &r) == KM_OK)
+    (void)OP(sdk,
+             km_sdk_sign_create(sdk, s, &sid, items, 2, 60)); /* a wait follows whatever the create said */
+    if (OP(sdk, km_sdk_sign_wait(sdk, s, &sid, items, 2, WAIT_S, &r)) == KM_OK)
         check_sign(&r, items, 2, all_joined, tweak);
     km_sdk_sign_result_clear(&r);
 }
@@ -308,13 +320,13 @@ static void single_key(km_sdk *sdk) {
     fz_sdk_auth_sk(4, ak);
     fz_pub33(sk, pub);
     uint32_t eid;
-    (void)km_sdk_key_import(sdk, &kid, &uid, sk, ak, 0, &eid);
-    if (km_sdk_key_sign(sdk, &kid, &uid, pub, ak, KM_KEY_ALGO_SCHNORR, FZ_SDK_MSG, sizeof FZ_SDK_MSG, 0,
-                        WAIT_S, sig) == KM_OK)
+    (void)OP(sdk, km_sdk_key_import(sdk, &kid, &uid, sk, ak, 0, &eid));
+    if (OP(sdk, km_sdk_key_sign(sdk, &kid, &uid, pub, ak, KM_KEY_ALGO_SCHNORR, FZ_SDK_MSG, sizeof FZ_SDK_MSG,
+                                0, WAIT_S, sig)) == KM_OK)
         check_schnorr(sig, FZ_SDK_MSG, sizeof FZ_SDK_MSG, pub + 1,
                       "key sign: a Schnorr signature that does not verify");
-    if (km_sdk_key_sign(sdk, &kid, &uid, pub, ak, KM_KEY_ALGO_ECDSA, FZ_SDK_MSG, sizeof FZ_SDK_MSG, 1, WAIT_S,
-                        sig) == KM_OK) {
+    if (OP(sdk, km_sdk_key_sign(sdk, &kid, &uid, pub, ak, KM_KEY_ALGO_ECDSA, FZ_SDK_MSG, sizeof FZ_SDK_MSG, 1,
+                                WAIT_S, sig)) == KM_OK) {
         const secp256k1_context *secp = km_ctx_secp(fz_ctx());
         secp256k1_ecdsa_signature es;
         secp256k1_pubkey pk;
@@ -323,7 +335,7 @@ static void single_key(km_sdk *sdk) {
             !secp256k1_ecdsa_verify(secp, &es, FZ_SDK_MSG, &pk))
             fail("key sign: an ECDSA signature that does not verify (or not low-S) accepted");
     }
-    (void)km_sdk_key_delete(sdk, &kid, &uid, ak);
+    (void)OP(sdk, km_sdk_key_delete(sdk, &kid, &uid, ak));
 }
 
 static void run(uint8_t scenario) {
@@ -335,17 +347,17 @@ static void run(uint8_t scenario) {
     switch (scenario % SC_COUNT) {
     case SC_VERIFY_ALL: {
         size_t n = 0;
-        (void)km_sdk_verify_enclaves(sdk, &n);
+        (void)OP(sdk, km_sdk_verify_enclaves(sdk, &n));
         break;
     }
     case SC_COORDINATOR: {
-        (void)km_sdk_verify_enclave(sdk, FZ_SDK_ENCLAVE, pub);
+        (void)OP(sdk, km_sdk_verify_enclave(sdk, FZ_SDK_ENCLAVE, pub));
         km_uuid users[FZ_SDK_N];
         for (size_t i = 0; i < FZ_SDK_N; i++)
             fz_sdk_uuid((uint8_t)(FZ_SDK_TAG_USER + i), &users[i]);
         km_sdk_keygen_params p = {.n_participants = FZ_SDK_N, .user_ids = users, .timeout_secs = 60};
         p.tweak = bip86;
-        if (km_sdk_keygen_create(sdk, &p, &s) != KM_OK) break;
+        if (OP(sdk, km_sdk_keygen_create(sdk, &p, &s)) != KM_OK) break;
         int all = join_all(sdk, s);
         wait_keygen(sdk, s, all, &bip86);
         sign_one_request(sdk, s, all, &bip86);
@@ -353,7 +365,7 @@ static void run(uint8_t scenario) {
     }
     case SC_IMPORTED: {
         s = import_session();
-        (void)km_sdk_verify_enclave(sdk, FZ_SDK_ENCLAVE, pub);
+        (void)OP(sdk, km_sdk_verify_enclave(sdk, FZ_SDK_ENCLAVE, pub));
         int all = join_all(sdk, s);
         wait_keygen(sdk, s, all, &bip86);
         sign_two_requests(sdk, s, all, &bip86);
@@ -364,7 +376,7 @@ static void run(uint8_t scenario) {
         sign_one_request(sdk, s, 0, &bip86);
         break;
     case SC_SINGLE_KEY:
-        (void)km_sdk_verify_enclave(sdk, FZ_SDK_ENCLAVE, pub);
+        (void)OP(sdk, km_sdk_verify_enclave(sdk, FZ_SDK_ENCLAVE, pub));
         single_key(sdk);
         break;
     case SC_APPROVE: {
@@ -375,7 +387,7 @@ static void run(uint8_t scenario) {
         fz_sdk_uuid(FZ_SDK_TAG_SIGNING, &sid);
         unsigned char ak[32];
         fz_sdk_auth_sk(0, ak);
-        (void)km_sdk_sign_approve(sdk, s, 0, ak, &sid, items, 2);
+        (void)OP(sdk, km_sdk_sign_approve(sdk, s, 0, ak, &sid, items, 2));
         sign_two_requests(sdk, s, 0, &bip86);
         break;
     }
@@ -389,6 +401,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
+    g_trace = getenv("FZ_SDK_TRACE") != NULL;
     (void)fz_ctx(); /* the context takes real randomness, before any fake */
     return 0;
 }
