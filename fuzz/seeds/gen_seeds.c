@@ -856,6 +856,12 @@ static void seeds_reqauth(void) {
  * tampered, truncated and non-JSON bodies. */
 enum { SDK_VERIFY_ALL, SDK_COORDINATOR, SDK_IMPORTED, SDK_IMPORTED_NO_WAIT, SDK_SINGLE_KEY, SDK_APPROVE };
 
+/* Forgeries a party that knows the session secret could seal (the SDK must
+ * refuse both): another key for participant 1 in the keygen result (the
+ * aggregate recomputes), or item 0 signed over another message. */
+enum { SDK_HONEST, SDK_EVIL_KEY, SDK_EVIL_SIG };
+static int sdk_evil;
+
 static void sdk_hex(char *out, size_t cap, const unsigned char *p, size_t n) {
     CHECK(km_hex_encode(out, cap, p, n));
 }
@@ -922,17 +928,18 @@ static void sdk_attest(km_buf *in) {
     km_buf_free(&doc);
 }
 
-static void sdk_pubs(unsigned char pubs[FZ_SDK_N][33]) {
+static void sdk_pubs(unsigned char pubs[FZ_SDK_N][33], int evil) {
     for (size_t i = 0; i < FZ_SDK_N; i++) {
         unsigned char sk[32];
         fz_sdk_user_sk(i, sk);
+        if (evil && i == 1) fill(sk, 0x69, 32);
         fz_pub33(sk, pubs[i]);
     }
 }
 
 static void sdk_keyagg(const km_tweak *tw, km_musig_keyagg *ka) {
     unsigned char pubs[FZ_SDK_N][33];
-    sdk_pubs(pubs);
+    sdk_pubs(pubs, 0);
     CHECK(km_musig_key_agg(fz_ctx(), ka, &pubs[0][0], FZ_SDK_N, NULL));
     CHECK(km_musig_keyagg_tweak(fz_ctx(), ka, tw));
 }
@@ -951,10 +958,11 @@ static void sdk_seal(const unsigned char secret[32], const char *purpose, const 
 static void sdk_keygen_result(const unsigned char secret[32], const km_uuid *kid, km_buf *sealed) {
     km_tweak tw;
     km_tweak_bip86(&tw);
-    km_musig_keyagg ka;
-    sdk_keyagg(&tw, &ka);
     unsigned char pubs[FZ_SDK_N][33];
-    sdk_pubs(pubs);
+    sdk_pubs(pubs, sdk_evil == SDK_EVIL_KEY);
+    km_musig_keyagg ka;
+    CHECK(km_musig_key_agg(fz_ctx(), &ka, &pubs[0][0], FZ_SDK_N, NULL));
+    CHECK(km_musig_keyagg_tweak(fz_ctx(), &ka, &tw));
     km_buf pt;
     km_buf_init(&pt);
     CHECK(km_buf_put(&pt, ka.agg_xonly, 32));
@@ -988,7 +996,7 @@ static void sdk_musig(const km_tweak *tw, const unsigned char msg[32], unsigned 
     sdk_keyagg(tw, &ka);
     unsigned char pubs[FZ_SDK_N][33], pn[FZ_SDK_N][66], agg[66], ps[FZ_SDK_N][32], sk[32];
     km_secret *sn[FZ_SDK_N];
-    sdk_pubs(pubs);
+    sdk_pubs(pubs, 0);
     for (size_t i = 0; i < FZ_SDK_N; i++) {
         fz_sdk_user_sk(i, sk);
         CHECK(km_musig_nonce_gen(fz_ctx(), &sn[i], pn[i], sk, pubs[i], msg, &ka, NULL));
@@ -1018,7 +1026,10 @@ static void sdk_sign_answer(km_buf *in, uint8_t kind, const unsigned char secret
     CHECK(km_buf_put_u32(&pt, 2));
     for (int j = 0; j < 2; j++) {
         unsigned char sig[64], no_T[33] = {0};
-        sdk_musig(items[j].own_tweak ? &items[j].tweak : &bip86, items[j].msg, sig);
+        unsigned char msg[32];
+        memcpy(msg, items[j].msg, 32);
+        if (sdk_evil == SDK_EVIL_SIG && j == 0) msg[0] ^= 1;
+        sdk_musig(items[j].own_tweak ? &items[j].tweak : &bip86, msg, sig);
         CHECK(km_buf_put(&pt, items[j].id.b, 16));
         CHECK(km_buf_put_u8(&pt, (uint8_t)KM_ADAPTOR_NONE));
         CHECK(km_buf_put_u16(&pt, 1));
@@ -1182,6 +1193,15 @@ static void seeds_sdk(void) {
         sdk_imported(&in, v);
         sdk_seed(imported[v], SDK_IMPORTED, &in);
     }
+    sdk_evil = SDK_EVIL_KEY;
+    in.len = 0;
+    sdk_imported(&in, 0);
+    sdk_seed("imported_substituted_key", SDK_IMPORTED, &in);
+    sdk_evil = SDK_EVIL_SIG;
+    in.len = 0;
+    sdk_imported(&in, 0);
+    sdk_seed("imported_wrong_signature", SDK_IMPORTED, &in);
+    sdk_evil = SDK_HONEST;
     in.len = 0;
     sdk_sign_answer(&in, FZ_A_201, FZ_SESSION_SECRET, &kid, 0);
     sdk_keygen_answer(&in, FZ_SESSION_SECRET, &kid, 0);
