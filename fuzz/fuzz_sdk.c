@@ -19,13 +19,12 @@
  * every check. The fakes apply to the fuzzing thread only, and only while
  * an input runs.
  *
- * Scenarios (u8 scenario % SC_COUNT): list and verify every enclave; verify,
- * create a keygen as coordinator, join both participants, wait for the
- * result, sign (create and wait in one request); import a session, verify,
- * join, wait, sign with separate create and wait; import and sign without
- * waiting for the keygen (the SDK fetches the result itself); verify, import
- * a single key, sign with it (Schnorr and ECDSA), delete it; import, approve,
- * wait without a keygen.
+ * Scenarios ((u8 scenario & 0x7f) % SC_COUNT; bit 0x80 picks the rich session
+ * with a subset and a batch with Single, Or and And adaptors, FZ_SDK_RICH): list and verify every enclave;
+ * verify, create a keygen as coordinator, join both participants, wait for the result, sign (create and wait
+ * in one request); import a session, verify, join, wait, sign with separate create and wait; import and sign
+ * without waiting for the keygen (the SDK fetches the result itself); verify, import a single key, sign with
+ * it (Schnorr and ECDSA), delete it; import, approve, wait without a keygen.
  *
  * Oracle beyond crashes, leaks and UB: a keygen result returned with KM_OK
  * must list exactly the joined participants' keys and carry their
@@ -48,6 +47,7 @@
 
 #include "client/http.h"
 #include "fz_util.h"
+#include "keymeld/adaptor.h"
 #include "keymeld/client.h"
 #include "keymeld/musig.h"
 #include "keymeld/proto_key.h"
@@ -65,6 +65,7 @@ static uint64_t g_mono_ms;
 static unsigned g_calls;
 static fz_reader g_in;
 static int g_trace; /* FZ_SDK_TRACE set: print requests and results (replaying one input) */
+static int g_rich;  /* this input uses the rich session and batch (FZ_SDK_RICH) */
 
 int __real_clock_gettime(clockid_t id, struct timespec *ts);
 time_t __real_time(time_t *t);
@@ -181,14 +182,16 @@ static void own_pub(size_t i, unsigned char pub[33]) {
     fz_pub33(sk, pub);
 }
 
-/* The output key of the participants' own keys under tweak (x-only). */
-static void expected_key(const km_tweak *tweak, unsigned char out32[32]) {
+/* The output key of the participants' own keys (members: the subset's
+ * participants, or NULL for all) under tweak (x-only). */
+static void expected_key(const uint16_t *members, size_t n, const km_tweak *tweak, unsigned char out32[32]) {
     unsigned char pubs[FZ_SDK_N][33];
-    for (size_t i = 0; i < FZ_SDK_N; i++)
-        own_pub(i, pubs[i]);
+    if (!members) n = FZ_SDK_N;
+    for (size_t i = 0; i < n; i++)
+        own_pub(members ? members[i] : i, pubs[i]);
     km_musig_keyagg ka;
     size_t bad;
-    if (km_musig_key_agg(fz_ctx(), &ka, &pubs[0][0], FZ_SDK_N, &bad) != KM_OK ||
+    if (km_musig_key_agg(fz_ctx(), &ka, &pubs[0][0], n, &bad) != KM_OK ||
         km_musig_keyagg_tweak(fz_ctx(), &ka, tweak) != KM_OK)
         abort();
     memcpy(out32, ka.output_xonly, 32);
@@ -204,8 +207,8 @@ static void check_schnorr(const unsigned char sig[64], const unsigned char *msg,
 }
 
 /* A keygen result the SDK accepted, all participants having joined through
- * the session: exactly their keys, and their aggregate. */
-static void check_keygen(const km_sdk_keygen_result *r, const km_tweak *tweak) {
+ * the session: exactly their keys, and their aggregates. */
+static void check_keygen(const km_sdk_keygen_result *r, const km_tweak *tweak, int rich) {
     if (r->n_participants != FZ_SDK_N) fail("keygen: another participant count accepted");
     for (size_t i = 0; i < FZ_SDK_N; i++) {
         unsigned char pub[33];
@@ -213,25 +216,62 @@ static void check_keygen(const km_sdk_keygen_result *r, const km_tweak *tweak) {
         if (memcmp(r->pubkeys[i], pub, 33)) fail("keygen: a substituted participant key accepted");
     }
     unsigned char want[32];
-    expected_key(tweak, want);
+    expected_key(NULL, 0, tweak, want);
     if (memcmp(r->output_xonly, want, 32)) fail("keygen: an aggregate other than the joined keys' accepted");
+    if (r->n_subsets != (rich ? 1u : 0u)) fail("keygen: another subset count accepted");
+    if (rich) {
+        km_uuid sub;
+        fz_sdk_uuid(FZ_SDK_TAG_SUBSET, &sub);
+        expected_key(FZ_SDK_SUBSET_MEMBERS, 1, tweak, want);
+        if (memcmp(r->subset_ids[0].b, sub.b, 16) || memcmp(r->subset_output[0], want, 32))
+            fail("keygen: a subset key other than the members' aggregate accepted");
+    }
 }
 
-/* A signing result the SDK accepted. all_joined: the keys are known here. */
+/* A signing result the SDK accepted. all_joined: the keys are known here,
+ * so each item's key is recomputed from them; otherwise the key the SDK
+ * reports is used. Plain units must verify (BIP-340), adaptor units must be
+ * pre-signatures for the right point that do not verify as signatures. */
 static void check_sign(const km_sdk_sign_result *r, const km_sign_item *items, size_t n, int all_joined,
                        const km_tweak *session_tweak) {
+    const secp256k1_context *secp = km_ctx_secp(fz_ctx());
     if (r->n != n || !r->items) fail("sign: another item count accepted");
     for (size_t i = 0; i < n; i++) {
+        const km_sign_item *it = &items[i];
         const km_sdk_item_result *ir = &r->items[i];
         unsigned char key[32];
         if (all_joined)
-            expected_key(items[i].own_tweak ? &items[i].tweak : session_tweak, key);
+            expected_key(it->has_subset ? FZ_SDK_SUBSET_MEMBERS : NULL, 1,
+                         it->own_tweak ? &it->tweak : session_tweak, key);
         else
             memcpy(key, ir->key_xonly, 32);
-        if (all_joined && memcmp(key, ir->key_xonly, 32)) fail("sign: the SDK reports another key");
-        if (memcmp(ir->item_id.b, items[i].id.b, 16) || ir->n_units != 1) fail("sign: another item accepted");
-        check_schnorr(ir->units[0].sig, items[i].msg, 32, key,
-                      "sign: a signature that does not verify accepted");
+        if (memcmp(key, ir->key_xonly, 32)) fail("sign: the SDK reports another key");
+        if (memcmp(ir->item_id.b, it->id.b, 16) || ir->adaptor != it->adaptor ||
+            ir->n_units != km_sign_item_units(it))
+            fail("sign: another item accepted");
+        unsigned char and_T[33];
+        if (it->adaptor == KM_ADAPTOR_AND) {
+            const unsigned char *pts[2] = {it->points[0], it->points[1]};
+            if (km_adaptor_point_sum(fz_ctx(), and_T, pts, 2) != KM_OK) abort();
+        }
+        for (uint16_t v = 0; v < ir->n_units; v++) {
+            const km_sdk_unit *u = &ir->units[v];
+            if (it->adaptor == KM_ADAPTOR_NONE) {
+                if (u->has_T) fail("sign: an adaptor point on a plain item accepted");
+                check_schnorr(u->sig, it->msg, 32, key, "sign: a signature that does not verify accepted");
+                continue;
+            }
+            const unsigned char *want = it->adaptor == KM_ADAPTOR_AND  ? and_T
+                                        : it->adaptor == KM_ADAPTOR_OR ? it->points[v]
+                                                                       : it->points[0];
+            secp256k1_xonly_pubkey pk;
+            if (!u->has_T || memcmp(u->T, want, 33)) fail("sign: a pre-signature for another point accepted");
+            if (!secp256k1_xonly_pubkey_parse(secp, &pk, key) ||
+                secp256k1_schnorrsig_verify(secp, u->sig, it->msg, 32, &pk))
+                fail("sign: a pre-signature that is a valid signature accepted");
+            if (km_adaptor_presig_verify(fz_ctx(), u->sig, want, key, it->msg) != KM_OK)
+                fail("sign: a pre-signature that does not verify accepted");
+        }
     }
 }
 
@@ -260,7 +300,7 @@ static km_sdk *new_sdk(void) {
 }
 
 static km_sdk_session *import_session(void) {
-    char *json = fz_sdk_session_json();
+    char *json = fz_sdk_session_json(g_rich);
     km_sdk_session *s = NULL;
     if (km_sdk_session_import(fz_ctx(), json, &s) != KM_OK) abort();
     free(json);
@@ -282,32 +322,32 @@ static int join_all(km_sdk *sdk, km_sdk_session *s) {
 static void wait_keygen(km_sdk *sdk, km_sdk_session *s, int all_joined, const km_tweak *tweak) {
     km_sdk_keygen_result r;
     if (OP(sdk, km_sdk_keygen_wait(sdk, s, WAIT_S, &r)) == KM_OK) {
-        if (all_joined) check_keygen(&r, tweak);
+        if (all_joined) check_keygen(&r, tweak, g_rich);
         km_sdk_keygen_result_clear(&r);
     }
 }
 
 static void sign_one_request(km_sdk *sdk, const km_sdk_session *s, int all_joined, const km_tweak *tweak) {
-    km_sign_item items[2];
-    fz_sdk_items(items);
+    km_sign_item items[FZ_SDK_MAX_ITEMS];
+    size_t n = fz_sdk_items(items, g_rich);
     km_uuid sid;
     fz_sdk_uuid(FZ_SDK_TAG_SIGNING, &sid);
     km_sdk_sign_result r;
-    if (OP(sdk, km_sdk_sign(sdk, s, &sid, items, 2, 60, WAIT_S, &r)) == KM_OK)
-        check_sign(&r, items, 2, all_joined, tweak);
+    if (OP(sdk, km_sdk_sign(sdk, s, &sid, items, n, 60, WAIT_S, &r)) == KM_OK)
+        check_sign(&r, items, n, all_joined, tweak);
     km_sdk_sign_result_clear(&r);
 }
 
 static void sign_two_requests(km_sdk *sdk, const km_sdk_session *s, int all_joined, const km_tweak *tweak) {
-    km_sign_item items[2];
-    fz_sdk_items(items);
+    km_sign_item items[FZ_SDK_MAX_ITEMS];
+    size_t n = fz_sdk_items(items, g_rich);
     km_uuid sid;
     fz_sdk_uuid(FZ_SDK_TAG_SIGNING, &sid);
     km_sdk_sign_result r;
     (void)OP(sdk,
-             km_sdk_sign_create(sdk, s, &sid, items, 2, 60)); /* a wait follows whatever the create said */
-    if (OP(sdk, km_sdk_sign_wait(sdk, s, &sid, items, 2, WAIT_S, &r)) == KM_OK)
-        check_sign(&r, items, 2, all_joined, tweak);
+             km_sdk_sign_create(sdk, s, &sid, items, n, 60)); /* a wait follows whatever the create said */
+    if (OP(sdk, km_sdk_sign_wait(sdk, s, &sid, items, n, WAIT_S, &r)) == KM_OK)
+        check_sign(&r, items, n, all_joined, tweak);
     km_sdk_sign_result_clear(&r);
 }
 
@@ -344,7 +384,7 @@ static void run(uint8_t scenario) {
     km_tweak bip86;
     km_tweak_bip86(&bip86);
     unsigned char pub[33];
-    switch (scenario % SC_COUNT) {
+    switch ((scenario & (FZ_SDK_RICH - 1)) % SC_COUNT) {
     case SC_VERIFY_ALL: {
         size_t n = 0;
         (void)OP(sdk, km_sdk_verify_enclaves(sdk, &n));
@@ -357,6 +397,13 @@ static void run(uint8_t scenario) {
             fz_sdk_uuid((uint8_t)(FZ_SDK_TAG_USER + i), &users[i]);
         km_sdk_keygen_params p = {.n_participants = FZ_SDK_N, .user_ids = users, .timeout_secs = 60};
         p.tweak = bip86;
+        uint16_t members[1] = {FZ_SDK_SUBSET_MEMBERS[0]};
+        km_subset_def sub = {.n = 1, .members = members};
+        fz_sdk_uuid(FZ_SDK_TAG_SUBSET, &sub.id);
+        if (g_rich) {
+            p.n_subsets = 1;
+            p.subsets = &sub;
+        }
         if (OP(sdk, km_sdk_keygen_create(sdk, &p, &s)) != KM_OK) break;
         int all = join_all(sdk, s);
         wait_keygen(sdk, s, all, &bip86);
@@ -381,13 +428,13 @@ static void run(uint8_t scenario) {
         break;
     case SC_APPROVE: {
         s = import_session();
-        km_sign_item items[2];
-        fz_sdk_items(items);
+        km_sign_item items[FZ_SDK_MAX_ITEMS];
+        size_t n = fz_sdk_items(items, g_rich);
         km_uuid sid;
         fz_sdk_uuid(FZ_SDK_TAG_SIGNING, &sid);
         unsigned char ak[32];
         fz_sdk_auth_sk(0, ak);
-        (void)OP(sdk, km_sdk_sign_approve(sdk, s, 0, ak, &sid, items, 2));
+        (void)OP(sdk, km_sdk_sign_approve(sdk, s, 0, ak, &sid, items, n));
         sign_two_requests(sdk, s, 0, &bip86);
         break;
     }
@@ -412,6 +459,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     g_in.left = size - 1;
     g_mono_ms = FAKE_MONO0;
     g_calls = 0;
+    g_rich = (data[0] & FZ_SDK_RICH) != 0;
     g_fake = 1;
     run(data[0]);
     g_fake = 0;

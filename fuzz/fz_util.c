@@ -10,6 +10,7 @@
 #include "enclave/sessions.h"
 #include "gateway/gateway.h"
 #include "gateway/handlers.h"
+#include "keymeld/adaptor.h"
 #include "keymeld/ecies.h"
 #include "keymeld/hash.h"
 #include "keymeld/hex.h"
@@ -235,6 +236,7 @@ const unsigned char FZ_SDK_PCR0[48] = {
     0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70,
     0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70, 0x70};
 const unsigned char FZ_SDK_MSG[32] = K32(0x6d);
+const uint16_t FZ_SDK_SUBSET_MEMBERS[1] = {1};
 const long FZ_SDK_STATUS[16] = {200, 201, 202, 204, 400, 401, 404, 409, 422, 429, 500, 503, 0, 0, 0, 599};
 
 void fz_sdk_user_sk(size_t i, unsigned char sk[32]) {
@@ -259,7 +261,7 @@ void fz_sdk_uuid_v7(uint64_t ms, km_uuid *out) {
     out->b[8] = (unsigned char)(0x80 | (out->b[8] & 0x3f));
 }
 
-char *fz_sdk_session_json(void) {
+char *fz_sdk_session_json(int rich) {
     char kid[37], uid[37], secret[65], epub[67], part[256];
     km_uuid u;
     unsigned char pub[33];
@@ -282,19 +284,52 @@ char *fz_sdk_session_json(void) {
     }
     strcat(out,
            "],\"tweak\":{\"mode\":\"bip86\",\"data\":\"0000000000000000000000000000000000000000000000000000"
-           "000000000000\"},\"subsets\":[]}");
+           "000000000000\"},\"subsets\":[");
+    if (rich) {
+        fz_sdk_uuid(FZ_SDK_TAG_SUBSET, &u);
+        km_uuid_format(uid, &u);
+        snprintf(part, sizeof part, "{\"subset_id\":\"%s\",\"members\":[%u]}", uid, FZ_SDK_SUBSET_MEMBERS[0]);
+        strcat(out, part);
+    }
+    strcat(out, "]}");
     return out;
 }
 
-void fz_sdk_items(km_sign_item items[2]) {
-    memset(items, 0, 2 * sizeof *items);
-    for (int j = 0; j < 2; j++) {
+void fz_sdk_adaptor_sk(size_t k, unsigned char sk[32]) {
+    memset(sk, 0x51 + (int)(k & 1), 32);
+}
+
+size_t fz_sdk_items(km_sign_item items[FZ_SDK_MAX_ITEMS], int rich) {
+    size_t n = rich ? 4 : 2;
+    memset(items, 0, FZ_SDK_MAX_ITEMS * sizeof *items);
+    for (size_t j = 0; j < n; j++) {
         fz_sdk_uuid((uint8_t)(FZ_SDK_TAG_ITEM + j), &items[j].id);
-        memset(items[j].msg, 0xa0 + j, 32);
+        memset(items[j].msg, 0xa0 + (int)j, 32);
         items[j].adaptor = KM_ADAPTOR_NONE;
     }
-    items[1].own_tweak = 1;
-    km_tweak_none(&items[1].tweak);
+    if (!rich) {
+        items[1].own_tweak = 1;
+        km_tweak_none(&items[1].tweak);
+        return n;
+    }
+    unsigned char t[32], T[2][33];
+    for (size_t k = 0; k < 2; k++) {
+        fz_sdk_adaptor_sk(k, t);
+        if (km_adaptor_point_from_secret(fz_ctx(), T[k], t) != KM_OK) abort();
+    }
+    items[0].has_subset = 1;
+    fz_sdk_uuid(FZ_SDK_TAG_SUBSET, &items[0].subset_id);
+    items[1].adaptor = KM_ADAPTOR_SINGLE;
+    items[1].n_points = 1;
+    memcpy(items[1].points[0], T[0], 33);
+    items[2].adaptor = KM_ADAPTOR_OR;
+    items[3].adaptor = KM_ADAPTOR_AND;
+    for (size_t j = 2; j < 4; j++) {
+        items[j].n_points = 2;
+        memcpy(items[j].points[0], T[0], 33);
+        memcpy(items[j].points[1], T[1], 33);
+    }
+    return n;
 }
 
 void fz_sdk_answer(km_buf *in, uint8_t kind, const char *body, size_t len) {

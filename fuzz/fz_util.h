@@ -112,14 +112,26 @@ void fz_sdk_uuid_v7(uint64_t ms, km_uuid *out);
 #define FZ_SDK_TAG_ITEM    0x31 /* + j: item j */
 #define FZ_SDK_TAG_KEY     0x40 /* single-signer key id */
 #define FZ_SDK_TAG_KEYUSER 0x41 /* its user id */
+#define FZ_SDK_TAG_SUBSET  0x50 /* the subset of the rich session */
+/** The rich variant (scenario byte & FZ_SDK_RICH): the session has one
+ *  subset (FZ_SDK_TAG_SUBSET: participant 1 alone) and the batch has four
+ *  items: plain signed by the subset, Single, Or (two units) and And
+ *  adaptors over the points of fz_sdk_adaptor_sk(0) and (1). */
+#define FZ_SDK_RICH      0x80
+#define FZ_SDK_MAX_ITEMS 4
 /** The imported session as km_sdk_session_export writes it: keygen id
  *  FZ_SDK_TAG_KEYGEN, secret FZ_SESSION_SECRET, FZ_SDK_N participants on
  *  enclave FZ_SDK_ENCLAVE (key of FZ_ENCLAVE_SK), bip86 tweak, no subsets.
  *  Returns a malloc'ed string (aborts on failure). */
-char *fz_sdk_session_json(void);
+char *fz_sdk_session_json(int rich);
 /** The batch the scenarios sign: two plain items, the second with its own
- *  tweak (none). */
-void fz_sdk_items(km_sign_item items[2]);
+ *  tweak (none); rich: the four items described at FZ_SDK_RICH. Returns the
+ *  item count. */
+size_t fz_sdk_items(km_sign_item items[FZ_SDK_MAX_ITEMS], int rich);
+/** Adaptor secret k (k < 2) of the rich batch, and its point. */
+void fz_sdk_adaptor_sk(size_t k, unsigned char sk[32]);
+/** The member list of the rich session's subset (one member: participant 1). */
+extern const uint16_t FZ_SDK_SUBSET_MEMBERS[1];
 /** The message of the single-signer signatures (32 bytes). */
 extern const unsigned char FZ_SDK_MSG[32];
 

@@ -25,6 +25,7 @@
 #include "enclave/enclave.h"
 #include "fz_util.h"
 #include "gateway/http.h"
+#include "keymeld/adaptor.h"
 #include "keymeld/aead.h"
 #include "keymeld/attestation.h"
 #include "keymeld/channel.h"
@@ -861,6 +862,8 @@ enum { SDK_VERIFY_ALL, SDK_COORDINATOR, SDK_IMPORTED, SDK_IMPORTED_NO_WAIT, SDK_
  * aggregate recomputes), or item 0 signed over another message. */
 enum { SDK_HONEST, SDK_EVIL_KEY, SDK_EVIL_SIG };
 static int sdk_evil;
+/* Seeds of the rich variant (FZ_SDK_RICH): subset and adaptor items. */
+static int sdk_rich;
 
 static void sdk_hex(char *out, size_t cap, const unsigned char *p, size_t n) {
     CHECK(km_hex_encode(out, cap, p, n));
@@ -937,10 +940,14 @@ static void sdk_pubs(unsigned char pubs[FZ_SDK_N][33], int evil) {
     }
 }
 
-static void sdk_keyagg(const km_tweak *tw, km_musig_keyagg *ka) {
-    unsigned char pubs[FZ_SDK_N][33];
-    sdk_pubs(pubs, 0);
-    CHECK(km_musig_key_agg(fz_ctx(), ka, &pubs[0][0], FZ_SDK_N, NULL));
+/* KeyAgg + tweak of the participants members[0..n) (members NULL: all). */
+static void sdk_keyagg(const km_tweak *tw, const uint16_t *members, size_t n, int evil, km_musig_keyagg *ka) {
+    unsigned char all[FZ_SDK_N][33], pubs[FZ_SDK_N][33];
+    sdk_pubs(all, evil);
+    if (!members) n = FZ_SDK_N;
+    for (size_t i = 0; i < n; i++)
+        memcpy(pubs[i], all[members ? members[i] : i], 33);
+    CHECK(km_musig_key_agg(fz_ctx(), ka, &pubs[0][0], n, NULL));
     CHECK(km_musig_keyagg_tweak(fz_ctx(), ka, tw));
 }
 
@@ -958,11 +965,11 @@ static void sdk_seal(const unsigned char secret[32], const char *purpose, const 
 static void sdk_keygen_result(const unsigned char secret[32], const km_uuid *kid, km_buf *sealed) {
     km_tweak tw;
     km_tweak_bip86(&tw);
+    int evil = sdk_evil == SDK_EVIL_KEY;
     unsigned char pubs[FZ_SDK_N][33];
-    sdk_pubs(pubs, sdk_evil == SDK_EVIL_KEY);
+    sdk_pubs(pubs, evil);
     km_musig_keyagg ka;
-    CHECK(km_musig_key_agg(fz_ctx(), &ka, &pubs[0][0], FZ_SDK_N, NULL));
-    CHECK(km_musig_keyagg_tweak(fz_ctx(), &ka, &tw));
+    sdk_keyagg(&tw, NULL, 0, evil, &ka);
     km_buf pt;
     km_buf_init(&pt);
     CHECK(km_buf_put(&pt, ka.agg_xonly, 32));
@@ -972,7 +979,15 @@ static void sdk_keygen_result(const unsigned char secret[32], const km_uuid *kid
     CHECK(km_buf_put(&pt, tw.data, 32));
     CHECK(km_buf_put_u16(&pt, FZ_SDK_N));
     CHECK(km_buf_put(&pt, pubs, sizeof pubs));
-    CHECK(km_buf_put_u16(&pt, 0));
+    CHECK(km_buf_put_u16(&pt, sdk_rich ? 1 : 0));
+    if (sdk_rich) {
+        km_uuid sub;
+        fz_sdk_uuid(FZ_SDK_TAG_SUBSET, &sub);
+        sdk_keyagg(&tw, FZ_SDK_SUBSET_MEMBERS, 1, evil, &ka);
+        CHECK(km_buf_put(&pt, sub.b, 16));
+        CHECK(km_buf_put(&pt, ka.agg_xonly, 32));
+        CHECK(km_buf_put(&pt, ka.output_xonly, 32));
+    }
     sdk_seal(secret, KM_AD_KEYGEN_RESULT, kid, &pt, sealed);
     km_buf_free(&pt);
 }
@@ -990,51 +1005,70 @@ static void sdk_keygen_answer(km_buf *in, const unsigned char secret[32], const 
     km_buf_free(&sealed);
 }
 
-/* A real MuSig2 signature of the fixed participants over msg. */
-static void sdk_musig(const km_tweak *tw, const unsigned char msg[32], unsigned char sig[64]) {
+/* A real MuSig2 signature of the participants members[0..n) (NULL: all)
+ * over msg; with T (not NULL) a pre-signature for that adaptor point. */
+static void sdk_musig(const km_tweak *tw, const uint16_t *members, size_t n, const unsigned char *T,
+                      const unsigned char msg[32], unsigned char sig[64]) {
     km_musig_keyagg ka;
-    sdk_keyagg(tw, &ka);
-    unsigned char pubs[FZ_SDK_N][33], pn[FZ_SDK_N][66], agg[66], ps[FZ_SDK_N][32], sk[32];
+    sdk_keyagg(tw, members, n, 0, &ka);
+    if (!members) n = FZ_SDK_N;
+    unsigned char all[FZ_SDK_N][33], pn[FZ_SDK_N][66], agg[66], ps[FZ_SDK_N][32], sk[32];
     km_secret *sn[FZ_SDK_N];
-    sdk_pubs(pubs, 0);
-    for (size_t i = 0; i < FZ_SDK_N; i++) {
-        fz_sdk_user_sk(i, sk);
-        CHECK(km_musig_nonce_gen(fz_ctx(), &sn[i], pn[i], sk, pubs[i], msg, &ka, NULL));
+    sdk_pubs(all, 0);
+    for (size_t i = 0; i < n; i++) {
+        size_t who = members ? members[i] : i;
+        fz_sdk_user_sk(who, sk);
+        CHECK(km_musig_nonce_gen(fz_ctx(), &sn[i], pn[i], sk, all[who], msg, &ka, NULL));
     }
-    CHECK(km_musig_nonce_agg(fz_ctx(), agg, &pn[0][0], FZ_SDK_N, NULL));
+    CHECK(km_musig_nonce_agg(fz_ctx(), agg, &pn[0][0], n, NULL));
+    if (T) CHECK(km_adaptor_fold_aggnonce(fz_ctx(), agg, agg, T));
     km_musig_session ms;
     CHECK(km_musig_session_init(fz_ctx(), &ms, agg, msg, &ka));
-    for (size_t i = 0; i < FZ_SDK_N; i++) {
-        fz_sdk_user_sk(i, sk);
+    for (size_t i = 0; i < n; i++) {
+        fz_sdk_user_sk(members ? members[i] : i, sk);
         CHECK(km_musig_partial_sign(fz_ctx(), ps[i], sn[i], sk, &ms));
         km_secret_free(sn[i]);
     }
-    CHECK(km_musig_partial_agg(fz_ctx(), sig, &ms, &ps[0][0], FZ_SDK_N, NULL));
-    CHECK(km_musig_verify_final(fz_ctx(), sig, msg, &ka));
+    CHECK(km_musig_partial_agg(fz_ctx(), sig, &ms, &ps[0][0], n, NULL));
+    if (T)
+        CHECK(km_adaptor_presig_verify(fz_ctx(), sig, T, ka.output_xonly, msg));
+    else
+        CHECK(km_musig_verify_final(fz_ctx(), sig, msg, &ka));
 }
 
 /* A signing answer (status 200 or 201) of the fixed batch, completed. */
 static void sdk_sign_answer(km_buf *in, uint8_t kind, const unsigned char secret[32], const km_uuid *kid,
                             int tamper) {
-    km_sign_item items[2];
-    fz_sdk_items(items);
+    km_sign_item items[FZ_SDK_MAX_ITEMS];
+    size_t n = fz_sdk_items(items, sdk_rich);
     km_tweak bip86;
     km_tweak_bip86(&bip86);
     km_buf pt, sealed;
     km_buf_init(&pt);
     km_buf_init(&sealed);
-    CHECK(km_buf_put_u32(&pt, 2));
-    for (int j = 0; j < 2; j++) {
-        unsigned char sig[64], no_T[33] = {0};
+    CHECK(km_buf_put_u32(&pt, (uint32_t)n));
+    for (size_t j = 0; j < n; j++) {
+        const km_sign_item *it = &items[j];
+        unsigned units = km_sign_item_units(it);
         unsigned char msg[32];
-        memcpy(msg, items[j].msg, 32);
+        memcpy(msg, it->msg, 32);
         if (sdk_evil == SDK_EVIL_SIG && j == 0) msg[0] ^= 1;
-        sdk_musig(items[j].own_tweak ? &items[j].tweak : &bip86, msg, sig);
-        CHECK(km_buf_put(&pt, items[j].id.b, 16));
-        CHECK(km_buf_put_u8(&pt, (uint8_t)KM_ADAPTOR_NONE));
-        CHECK(km_buf_put_u16(&pt, 1));
-        CHECK(km_buf_put(&pt, sig, 64));
-        CHECK(km_buf_put(&pt, no_T, 33));
+        CHECK(km_buf_put(&pt, it->id.b, 16));
+        CHECK(km_buf_put_u8(&pt, (uint8_t)it->adaptor));
+        CHECK(km_buf_put_u16(&pt, (uint16_t)units));
+        for (unsigned v = 0; v < units; v++) {
+            unsigned char sig[64], T[33] = {0};
+            if (it->adaptor == KM_ADAPTOR_AND) {
+                const unsigned char *pts[2] = {it->points[0], it->points[1]};
+                CHECK(km_adaptor_point_sum(fz_ctx(), T, pts, 2));
+            } else if (it->adaptor != KM_ADAPTOR_NONE) {
+                memcpy(T, it->points[it->adaptor == KM_ADAPTOR_OR ? v : 0], 33);
+            }
+            sdk_musig(it->own_tweak ? &it->tweak : &bip86, it->has_subset ? FZ_SDK_SUBSET_MEMBERS : NULL, 1,
+                      it->adaptor == KM_ADAPTOR_NONE ? NULL : T, msg, sig);
+            CHECK(km_buf_put(&pt, sig, 64));
+            CHECK(km_buf_put(&pt, T, 33));
+        }
     }
     km_uuid sid;
     fz_sdk_uuid(FZ_SDK_TAG_SIGNING, &sid);
@@ -1202,6 +1236,15 @@ static void seeds_sdk(void) {
     sdk_imported(&in, 0);
     sdk_seed("imported_wrong_signature", SDK_IMPORTED, &in);
     sdk_evil = SDK_HONEST;
+    /* The rich session and batch: subset and adaptors. */
+    sdk_rich = 1;
+    in.len = 0;
+    sdk_coordinator(&in, 0);
+    sdk_seed("rich_coordinator", SDK_COORDINATOR | FZ_SDK_RICH, &in);
+    in.len = 0;
+    sdk_imported(&in, 0);
+    sdk_seed("rich_imported", SDK_IMPORTED | FZ_SDK_RICH, &in);
+    sdk_rich = 0;
     in.len = 0;
     sdk_sign_answer(&in, FZ_A_201, FZ_SESSION_SECRET, &kid, 0);
     sdk_keygen_answer(&in, FZ_SESSION_SECRET, &kid, 0);
