@@ -24,7 +24,8 @@
  * verify, create a keygen as coordinator, join both participants, wait for the result, sign (create and wait
  * in one request); import a session, verify, join, wait, sign with separate create and wait; import and sign
  * without waiting for the keygen (the SDK fetches the result itself); verify, import a single key, sign with
- * it (Schnorr and ECDSA), delete it; import, approve, wait without a keygen.
+ * it (Schnorr and ECDSA), delete it; import, approve, wait without a keygen; import a session invitation
+ * given by the input, which must export and import again to the same text.
  *
  * Oracle beyond crashes, leaks and UB: a keygen result returned with KM_OK
  * must list exactly the joined participants' keys and carry their
@@ -277,7 +278,16 @@ static void check_sign(const km_sdk_sign_result *r, const km_sign_item *items, s
 
 /* ---- the scenarios ---------------------------------------------------------------- */
 
-enum { SC_VERIFY_ALL, SC_COORDINATOR, SC_IMPORTED, SC_IMPORTED_NO_WAIT, SC_SINGLE_KEY, SC_APPROVE, SC_COUNT };
+enum {
+    SC_VERIFY_ALL,
+    SC_COORDINATOR,
+    SC_IMPORTED,
+    SC_IMPORTED_NO_WAIT,
+    SC_SINGLE_KEY,
+    SC_APPROVE,
+    SC_SESSION_JSON,
+    SC_COUNT
+};
 
 #define WAIT_S 5u
 
@@ -378,6 +388,39 @@ static void single_key(km_sdk *sdk) {
     (void)OP(sdk, km_sdk_key_delete(sdk, &kid, &uid, ak));
 }
 
+/* The rest of the input is a session invitation: what imports must export,
+ * import again and export to the very same text; what is refused must
+ * leave no session. */
+static void session_json(void) {
+    size_t len;
+    const uint8_t *p = fz_rest(&g_in, &len);
+    char *text = fz_strndup(p, len);
+    km_sdk_session *s = (km_sdk_session *)1, *again = NULL;
+    char *e1 = NULL, *e2 = NULL;
+    km_err err = km_sdk_session_import(fz_ctx(), text, &s);
+    if (g_trace) fprintf(stderr, "fuzz_sdk: session import -> %s\n", km_err_name(err));
+    if (err) {
+        if (s) fail("session: a refused import returned a session");
+        free(text);
+        return;
+    }
+    size_t n = 0;
+    km_uuid kid, uid;
+    uint32_t eid;
+    if (km_sdk_session_info(s, &kid, &n) != KM_OK || n < 1 || n > KM_SDK_MAX_PARTICIPANTS ||
+        km_sdk_session_participant(s, n - 1, &uid, &eid) != KM_OK ||
+        km_sdk_session_participant(s, n, &uid, &eid) != KM_ERR_RANGE)
+        fail("session: an imported session answers info wrongly");
+    if (km_sdk_session_export(s, &e1) != KM_OK || km_sdk_session_import(fz_ctx(), e1, &again) != KM_OK ||
+        km_sdk_session_export(again, &e2) != KM_OK || strcmp(e1, e2))
+        fail("session: an imported session does not export and import again to the same text");
+    free(e1);
+    free(e2);
+    km_sdk_session_free(again);
+    km_sdk_session_free(s);
+    free(text);
+}
+
 static void run(uint8_t scenario) {
     km_sdk *sdk = new_sdk();
     km_sdk_session *s = NULL;
@@ -438,6 +481,9 @@ static void run(uint8_t scenario) {
         sign_two_requests(sdk, s, 0, &bip86);
         break;
     }
+    case SC_SESSION_JSON:
+        session_json();
+        break;
     }
     km_sdk_session_free(s);
     km_sdk_free(sdk);

@@ -855,7 +855,15 @@ static void seeds_reqauth(void) {
  * real MuSig2 signatures, and single-key results sealed under the response
  * key the SDK makes. Variants add 429/5xx retries, error objects, failures,
  * tampered, truncated and non-JSON bodies. */
-enum { SDK_VERIFY_ALL, SDK_COORDINATOR, SDK_IMPORTED, SDK_IMPORTED_NO_WAIT, SDK_SINGLE_KEY, SDK_APPROVE };
+enum {
+    SDK_VERIFY_ALL,
+    SDK_COORDINATOR,
+    SDK_IMPORTED,
+    SDK_IMPORTED_NO_WAIT,
+    SDK_SINGLE_KEY,
+    SDK_APPROVE,
+    SDK_SESSION_JSON
+};
 
 /* Forgeries a party that knows the session secret could seal (the SDK must
  * refuse both): another key for participant 1 in the keygen result (the
@@ -1245,6 +1253,33 @@ static void seeds_sdk(void) {
     sdk_imported(&in, 0);
     sdk_seed("rich_imported", SDK_IMPORTED | FZ_SDK_RICH, &in);
     sdk_rich = 0;
+
+    /* Session invitations: the fixed ones, and refused spellings. */
+    for (int rich = 0; rich < 2; rich++) {
+        char *json = fz_sdk_session_json(rich);
+        in.len = 0;
+        CHECK(km_buf_put(&in, json, strlen(json)));
+        sdk_seed(rich ? "session_rich" : "session", SDK_SESSION_JSON, &in);
+        free(json);
+    }
+    static const char *const bad_sessions[] = {
+        "{\"version\":1,\"session_secret\":\"00\",\"session_secret\":\"11\"}",
+        "{\"a\":{\"session_secret\":\""
+        "0000000000000000000000000000000000000000000000000000000000000000"
+        "\"}}",
+        "{\"session_secret\" : "
+        "\"zz00000000000000000000000000000000000000000000000000000000000000\",\"x\":[]}",
+        "{\"version\":1,\"keygen_id\":\"0\",\"participants\":[],\"tweak\":{},\"subsets\":[],"
+        "\"gateway_url\":\"ftp://"
+        "x\",\"session_secret\":\"1111111111111111111111111111111111111111111111111111111111111111\"}",
+    };
+    for (size_t i = 0; i < sizeof bad_sessions / sizeof *bad_sessions; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "session_bad_%zu", i);
+        in.len = 0;
+        CHECK(km_buf_put(&in, bad_sessions[i], strlen(bad_sessions[i])));
+        sdk_seed(name, SDK_SESSION_JSON, &in);
+    }
     in.len = 0;
     sdk_sign_answer(&in, FZ_A_201, FZ_SESSION_SECRET, &kid, 0);
     sdk_keygen_answer(&in, FZ_SESSION_SECRET, &kid, 0);
