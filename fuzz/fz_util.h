@@ -11,6 +11,9 @@
 #include <stdint.h>
 
 #include "keymeld/context.h"
+#include "keymeld/cursor.h"
+#include "keymeld/proto_sign.h"
+#include "keymeld/uuid.h"
 
 /** The process-wide context (created on first use; aborts if it cannot be). */
 km_ctx *fz_ctx(void);
@@ -76,9 +79,6 @@ struct km_http_route;
 size_t fz_gateway_routes(const struct km_http_route **out, size_t max);
 
 /* ---- the client SDK against a fake gateway (fuzz_sdk and its seeds) ------ */
-#include "keymeld/cursor.h"
-#include "keymeld/proto_sign.h"
-#include "keymeld/uuid.h"
 
 /** The fake wall clock of fuzz_sdk at the start of every input (unix seconds,
  *  2027-01-15): attestation documents issued for it never go stale. */
