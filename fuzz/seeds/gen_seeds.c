@@ -25,10 +25,13 @@
 #include "enclave/enclave.h"
 #include "fz_util.h"
 #include "gateway/http.h"
+#include "keymeld/adaptor.h"
 #include "keymeld/aead.h"
+#include "keymeld/attestation.h"
 #include "keymeld/channel.h"
 #include "keymeld/ecies.h"
 #include "keymeld/hex.h"
+#include "keymeld/musig.h"
 #include "keymeld/proto_key.h"
 #include "keymeld/proto_keygen.h"
 #include "keymeld/proto_sign.h"
@@ -842,6 +845,483 @@ static void seeds_reqauth(void) {
     auth_seed("missing_nonce", 1u << 2, "POST", "/api/v1/sign/single", "", 0);
 }
 
+/* ---- the client SDK against a fake gateway (fuzz_sdk) ------------------------- */
+
+/* Answers that follow honest exchanges, for the scenarios of fuzz/fuzz_sdk.c
+ * (its SC_* order): attestation documents issued by the fixed development CA
+ * for the SDK's predictable nonce at the fake time, keygen and signing
+ * results sealed under the session secret the SDK uses (FZ_SESSION_SECRET
+ * for the imported session, FZ_SDK_RANDOM bytes for a coordinator's) with
+ * real MuSig2 signatures, and single-key results sealed under the response
+ * key the SDK makes. Variants add 429/5xx retries, error objects, failures,
+ * tampered, truncated and non-JSON bodies. */
+enum {
+    SDK_VERIFY_ALL,
+    SDK_COORDINATOR,
+    SDK_IMPORTED,
+    SDK_IMPORTED_NO_WAIT,
+    SDK_SINGLE_KEY,
+    SDK_APPROVE,
+    SDK_SESSION_JSON
+};
+
+/* Forgeries a party that knows the session secret could seal (the SDK must
+ * refuse both): another key for participant 1 in the keygen result (the
+ * aggregate recomputes), or item 0 signed over another message. */
+enum { SDK_HONEST, SDK_EVIL_KEY, SDK_EVIL_SIG };
+static int sdk_evil;
+/* Seeds of the rich variant (FZ_SDK_RICH): subset and adaptor items. */
+static int sdk_rich;
+
+static void sdk_hex(char *out, size_t cap, const unsigned char *p, size_t n) {
+    CHECK(km_hex_encode(out, cap, p, n));
+}
+
+static void sdk_put_json(km_buf *in, uint8_t kind, json_t *o) {
+    if (!o) die("json");
+    char *t = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!t) die("json_dumps");
+    fz_sdk_answer(in, kind, t, strlen(t));
+    free(t);
+    json_decref(o);
+}
+
+static json_t *sdk_hexj(const unsigned char *p, size_t n) {
+    char *h = malloc(2 * n + 1);
+    if (!h) die("out of memory");
+    sdk_hex(h, 2 * n + 1, p, n);
+    json_t *j = json_string(h);
+    free(h);
+    return j;
+}
+
+static json_t *sdk_uuidj(const km_uuid *u) {
+    char t[37];
+    km_uuid_format(t, u);
+    return json_string(t);
+}
+
+static void sdk_error(km_buf *in, uint8_t kind, const char *code, const char *msg) {
+    sdk_put_json(in, kind, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg));
+}
+
+/* GET /enclaves/1?nonce=...: a document for the SDK's nonce at the fake time. */
+static void sdk_attest(km_buf *in) {
+    unsigned char pub[33], nonce[32];
+    fz_pub33(FZ_ENCLAVE_SK, pub);
+    fill(nonce, FZ_SDK_RANDOM, sizeof nonce);
+    km_attest_pcr pcr;
+    memset(&pcr, 0, sizeof pcr);
+    pcr.index = 0;
+    pcr.len = sizeof FZ_SDK_PCR0;
+    memcpy(pcr.value, FZ_SDK_PCR0, sizeof FZ_SDK_PCR0);
+    km_attest_dev_params p = {.leaf_key_pem = (const unsigned char *)FZ_DEV_LEAF_KEY_PEM,
+                              .leaf_key_pem_len = strlen(FZ_DEV_LEAF_KEY_PEM),
+                              .leaf_cert = (const unsigned char *)FZ_DEV_LEAF_PEM,
+                              .leaf_cert_len = strlen(FZ_DEV_LEAF_PEM),
+                              .root_cert = (const unsigned char *)FZ_DEV_ROOT_PEM,
+                              .root_cert_len = strlen(FZ_DEV_ROOT_PEM),
+                              .module_id = "fuzz-sdk-enclave",
+                              .timestamp_ms = FZ_SDK_NOW * 1000u,
+                              .pcrs = &pcr,
+                              .pcr_count = 1,
+                              .public_key = pub,
+                              .public_key_len = sizeof pub,
+                              .nonce = nonce,
+                              .nonce_len = sizeof nonce};
+    km_buf doc;
+    km_buf_init(&doc);
+    CHECK(km_attest_dev_issue(&p, &doc));
+    sdk_put_json(in, FZ_A_200,
+                 json_pack("{s:i,s:o,s:o,s:s}", "enclave_id", (int)FZ_SDK_ENCLAVE, "public_key",
+                           sdk_hexj(pub, 33), "attestation_document", sdk_hexj(doc.data, doc.len), "status",
+                           "up"));
+    km_buf_free(&doc);
+}
+
+static void sdk_pubs(unsigned char pubs[FZ_SDK_N][33], int evil) {
+    for (size_t i = 0; i < FZ_SDK_N; i++) {
+        unsigned char sk[32];
+        fz_sdk_user_sk(i, sk);
+        if (evil && i == 1) fill(sk, 0x69, 32);
+        fz_pub33(sk, pubs[i]);
+    }
+}
+
+/* KeyAgg + tweak of the participants members[0..n) (members NULL: all). */
+static void sdk_keyagg(const km_tweak *tw, const uint16_t *members, size_t n, int evil, km_musig_keyagg *ka) {
+    unsigned char all[FZ_SDK_N][33], pubs[FZ_SDK_N][33];
+    sdk_pubs(all, evil);
+    if (!members) n = FZ_SDK_N;
+    for (size_t i = 0; i < n; i++)
+        memcpy(pubs[i], all[members ? members[i] : i], 33);
+    CHECK(km_musig_key_agg(fz_ctx(), ka, &pubs[0][0], n, NULL));
+    CHECK(km_musig_keyagg_tweak(fz_ctx(), ka, tw));
+}
+
+static void sdk_seal(const unsigned char secret[32], const char *purpose, const km_uuid *id, const km_buf *pt,
+                     km_buf *sealed) {
+    km_session *sess = NULL;
+    km_ad ad;
+    CHECK(km_session_derive(fz_ctx(), secret, &sess));
+    CHECK(km_ad_build(&ad, purpose, id, NULL, 0));
+    CHECK(km_session_seal(sess, ad.bytes, ad.len, pt->data, pt->len, sealed));
+    km_session_free(sess);
+}
+
+/* The sealed keygen result of the fixed participants under a bip86 tweak. */
+static void sdk_keygen_result(const unsigned char secret[32], const km_uuid *kid, km_buf *sealed) {
+    km_tweak tw;
+    km_tweak_bip86(&tw);
+    int evil = sdk_evil == SDK_EVIL_KEY;
+    unsigned char pubs[FZ_SDK_N][33];
+    sdk_pubs(pubs, evil);
+    km_musig_keyagg ka;
+    sdk_keyagg(&tw, NULL, 0, evil, &ka);
+    km_buf pt;
+    km_buf_init(&pt);
+    CHECK(km_buf_put(&pt, ka.agg_xonly, 32));
+    CHECK(km_buf_put(&pt, ka.output_xonly, 32));
+    CHECK(km_buf_put_u8(&pt, (uint8_t)ka.output_parity));
+    CHECK(km_buf_put_u8(&pt, (uint8_t)tw.mode));
+    CHECK(km_buf_put(&pt, tw.data, 32));
+    CHECK(km_buf_put_u16(&pt, FZ_SDK_N));
+    CHECK(km_buf_put(&pt, pubs, sizeof pubs));
+    CHECK(km_buf_put_u16(&pt, sdk_rich ? 1 : 0));
+    if (sdk_rich) {
+        km_uuid sub;
+        fz_sdk_uuid(FZ_SDK_TAG_SUBSET, &sub);
+        sdk_keyagg(&tw, FZ_SDK_SUBSET_MEMBERS, 1, evil, &ka);
+        CHECK(km_buf_put(&pt, sub.b, 16));
+        CHECK(km_buf_put(&pt, ka.agg_xonly, 32));
+        CHECK(km_buf_put(&pt, ka.output_xonly, 32));
+    }
+    sdk_seal(secret, KM_AD_KEYGEN_RESULT, kid, &pt, sealed);
+    km_buf_free(&pt);
+}
+
+static void sdk_keygen_answer(km_buf *in, const unsigned char secret[32], const km_uuid *kid, int tamper) {
+    km_buf sealed;
+    km_buf_init(&sealed);
+    sdk_keygen_result(secret, kid, &sealed);
+    if (tamper) sealed.data[sealed.len / 2] ^= 1;
+    sdk_put_json(in, FZ_A_200,
+                 json_pack("{s:o,s:s,s:n,s:i,s:i,s:i,s:i,s:o}", "keygen_id", sdk_uuidj(kid), "status",
+                           "completed", "reason", "created_at", 1799999990, "expires_at", 0,
+                           "participants_expected", FZ_SDK_N, "participants_registered", FZ_SDK_N, "result",
+                           sdk_hexj(sealed.data, sealed.len)));
+    km_buf_free(&sealed);
+}
+
+/* A real MuSig2 signature of the participants members[0..n) (NULL: all)
+ * over msg; with T (not NULL) a pre-signature for that adaptor point. */
+static void sdk_musig(const km_tweak *tw, const uint16_t *members, size_t n, const unsigned char *T,
+                      const unsigned char msg[32], unsigned char sig[64]) {
+    km_musig_keyagg ka;
+    sdk_keyagg(tw, members, n, 0, &ka);
+    if (!members) n = FZ_SDK_N;
+    unsigned char all[FZ_SDK_N][33], pn[FZ_SDK_N][66], agg[66], ps[FZ_SDK_N][32], sk[32];
+    km_secret *sn[FZ_SDK_N];
+    sdk_pubs(all, 0);
+    for (size_t i = 0; i < n; i++) {
+        size_t who = members ? members[i] : i;
+        fz_sdk_user_sk(who, sk);
+        CHECK(km_musig_nonce_gen(fz_ctx(), &sn[i], pn[i], sk, all[who], msg, &ka, NULL));
+    }
+    CHECK(km_musig_nonce_agg(fz_ctx(), agg, &pn[0][0], n, NULL));
+    if (T) CHECK(km_adaptor_fold_aggnonce(fz_ctx(), agg, agg, T));
+    km_musig_session ms;
+    CHECK(km_musig_session_init(fz_ctx(), &ms, agg, msg, &ka));
+    for (size_t i = 0; i < n; i++) {
+        fz_sdk_user_sk(members ? members[i] : i, sk);
+        CHECK(km_musig_partial_sign(fz_ctx(), ps[i], sn[i], sk, &ms));
+        km_secret_free(sn[i]);
+    }
+    CHECK(km_musig_partial_agg(fz_ctx(), sig, &ms, &ps[0][0], n, NULL));
+    if (T)
+        CHECK(km_adaptor_presig_verify(fz_ctx(), sig, T, ka.output_xonly, msg));
+    else
+        CHECK(km_musig_verify_final(fz_ctx(), sig, msg, &ka));
+}
+
+/* A signing answer (status 200 or 201) of the fixed batch, completed. */
+static void sdk_sign_answer(km_buf *in, uint8_t kind, const unsigned char secret[32], const km_uuid *kid,
+                            int tamper) {
+    km_sign_item items[FZ_SDK_MAX_ITEMS];
+    size_t n = fz_sdk_items(items, sdk_rich);
+    km_tweak bip86;
+    km_tweak_bip86(&bip86);
+    km_buf pt, sealed;
+    km_buf_init(&pt);
+    km_buf_init(&sealed);
+    CHECK(km_buf_put_u32(&pt, (uint32_t)n));
+    for (size_t j = 0; j < n; j++) {
+        const km_sign_item *it = &items[j];
+        unsigned units = km_sign_item_units(it);
+        unsigned char msg[32];
+        memcpy(msg, it->msg, 32);
+        if (sdk_evil == SDK_EVIL_SIG && j == 0) msg[0] ^= 1;
+        CHECK(km_buf_put(&pt, it->id.b, 16));
+        CHECK(km_buf_put_u8(&pt, (uint8_t)it->adaptor));
+        CHECK(km_buf_put_u16(&pt, (uint16_t)units));
+        for (unsigned v = 0; v < units; v++) {
+            unsigned char sig[64], T[33] = {0};
+            if (it->adaptor == KM_ADAPTOR_AND) {
+                const unsigned char *pts[2] = {it->points[0], it->points[1]};
+                CHECK(km_adaptor_point_sum(fz_ctx(), T, pts, 2));
+            } else if (it->adaptor != KM_ADAPTOR_NONE) {
+                memcpy(T, it->points[it->adaptor == KM_ADAPTOR_OR ? v : 0], 33);
+            }
+            sdk_musig(it->own_tweak ? &it->tweak : &bip86, it->has_subset ? FZ_SDK_SUBSET_MEMBERS : NULL, 1,
+                      it->adaptor == KM_ADAPTOR_NONE ? NULL : T, msg, sig);
+            CHECK(km_buf_put(&pt, sig, 64));
+            CHECK(km_buf_put(&pt, T, 33));
+        }
+    }
+    km_uuid sid;
+    fz_sdk_uuid(FZ_SDK_TAG_SIGNING, &sid);
+    sdk_seal(secret, KM_AD_SIGNING_RESULT, &sid, &pt, &sealed);
+    if (tamper) sealed.data[sealed.len - 1] ^= 1;
+    sdk_put_json(in, kind,
+                 json_pack("{s:o,s:o,s:s,s:n,s:i,s:i,s:[],s:[],s:o}", "signing_id", sdk_uuidj(&sid),
+                           "keygen_id", sdk_uuidj(kid), "status", "completed", "reason", "created_at",
+                           1799999995, "expires_at", 0, "approvals_required", "approvals_received", "result",
+                           sdk_hexj(sealed.data, sealed.len)));
+    km_buf_free(&pt);
+    km_buf_free(&sealed);
+}
+
+static void sdk_status(km_buf *in, uint8_t kind, const char *idname, const km_uuid *id, const char *status,
+                       const char *reason) {
+    sdk_put_json(in, kind,
+                 json_pack("{s:o,s:s,s:s?,s:i,s:i,s:n}", idname, sdk_uuidj(id), "status", status, "reason",
+                           reason, "created_at", 1799999990, "expires_at", 1800000600, "result"));
+}
+
+static void sdk_seed(const char *name, uint8_t scenario, const km_buf *answers) {
+    km_buf in;
+    km_buf_init(&in);
+    CHECK(km_buf_put_u8(&in, scenario));
+    if (answers->len) CHECK(km_buf_put(&in, answers->data, answers->len));
+    put_buf("fuzz_sdk", name, &in);
+    km_buf_free(&in);
+}
+
+/* The whole coordinator flow; variant 1 adds retries and a pending poll. */
+static void sdk_coordinator(km_buf *in, int variant) {
+    unsigned char secret[32];
+    fill(secret, FZ_SDK_RANDOM, 32);
+    km_uuid kid, uid;
+    fz_sdk_uuid_v7(FZ_SDK_NOW * 1000u, &kid);
+    sdk_attest(in);
+    if (variant) {
+        sdk_error(in, FZ_A_429, "rate_limited", "request rate used up");
+        sdk_error(in, FZ_A_503, "enclave_unavailable", "enclave 1 is down");
+        fz_sdk_answer(in, FZ_A_IO, "", 0);
+    }
+    sdk_status(in, FZ_A_201, "keygen_id", &kid, "collecting", NULL);
+    for (size_t i = 0; i < FZ_SDK_N; i++) {
+        fz_sdk_uuid((uint8_t)(FZ_SDK_TAG_USER + i), &uid);
+        sdk_put_json(in, FZ_A_201,
+                     json_pack("{s:o,s:o,s:i}", "keygen_id", sdk_uuidj(&kid), "user_id", sdk_uuidj(&uid),
+                               "enclave_id", (int)FZ_SDK_ENCLAVE));
+    }
+    if (variant) {
+        sdk_error(in, FZ_A_500, "internal", "oops");
+        sdk_status(in, FZ_A_200, "keygen_id", &kid, "collecting", NULL);
+    }
+    sdk_keygen_answer(in, secret, &kid, 0);
+    sdk_sign_answer(in, FZ_A_201, secret, &kid, 0);
+}
+
+/* The imported session's flow (join, wait, create, wait). */
+static void sdk_imported(km_buf *in, int variant) {
+    km_uuid kid, uid, sid;
+    fz_sdk_uuid(FZ_SDK_TAG_KEYGEN, &kid);
+    fz_sdk_uuid(FZ_SDK_TAG_SIGNING, &sid);
+    sdk_attest(in);
+    for (size_t i = 0; i < FZ_SDK_N; i++) {
+        fz_sdk_uuid((uint8_t)(FZ_SDK_TAG_USER + i), &uid);
+        sdk_put_json(in, FZ_A_201,
+                     json_pack("{s:o,s:o,s:i}", "keygen_id", sdk_uuidj(&kid), "user_id", sdk_uuidj(&uid),
+                               "enclave_id", (int)FZ_SDK_ENCLAVE));
+    }
+    sdk_keygen_answer(in, FZ_SESSION_SECRET, &kid, variant == 2);
+    sdk_status(in, FZ_A_201, "signing_id", &sid, "collecting_nonces", NULL);
+    if (variant == 1)
+        sdk_status(in, FZ_A_200, "signing_id", &sid, "failed", "sign_finalize: invalid partial signature");
+    sdk_sign_answer(in, FZ_A_200, FZ_SESSION_SECRET, &kid, variant == 3);
+}
+
+/* A completed single-key answer: the signature sealed under the SDK's
+ * response key for the request id it makes at the fake time. */
+static void sdk_key_result(km_buf *in, int algo) {
+    km_uuid kid, rid;
+    fz_sdk_uuid(FZ_SDK_TAG_KEY, &kid);
+    fz_sdk_uuid_v7(FZ_SDK_NOW * 1000u, &rid);
+    unsigned char sk[32], rk[32], sig[64];
+    fz_sdk_user_sk(4, sk);
+    fill(rk, FZ_SDK_RANDOM, 32);
+    if (algo == KM_KEY_ALGO_SCHNORR)
+        CHECK(km_single_schnorr_sign(fz_ctx(), sig, FZ_SDK_MSG, sizeof FZ_SDK_MSG, sk));
+    else
+        CHECK(km_single_ecdsa_sign(fz_ctx(), sig, FZ_SDK_MSG, sk));
+    km_buf sealed;
+    km_buf_init(&sealed);
+    CHECK(km_key_sign_result_seal(fz_ctx(), rk, &kid, &rid, (uint8_t)algo, sig, &sealed));
+    sdk_status(in, FZ_A_202, "request_id", &rid, "pending", NULL);
+    sdk_put_json(in, FZ_A_200,
+                 json_pack("{s:o,s:o,s:s,s:n,s:i,s:i,s:o}", "request_id", sdk_uuidj(&rid), "key_id",
+                           sdk_uuidj(&kid), "status", "completed", "reason", "created_at", 1800000000,
+                           "expires_at", 0, "result", sdk_hexj(sealed.data, sealed.len)));
+    km_buf_free(&sealed);
+}
+
+static void sdk_single_key(km_buf *in, int variant) {
+    km_uuid kid, uid;
+    fz_sdk_uuid(FZ_SDK_TAG_KEY, &kid);
+    fz_sdk_uuid(FZ_SDK_TAG_KEYUSER, &uid);
+    unsigned char pub[33], ak[32], ax[32];
+    fz_pub33(FZ_ENCLAVE_SK, pub);
+    fz_sdk_auth_sk(4, ak);
+    xonly(ak, ax);
+    sdk_attest(in);
+    sdk_put_json(in, FZ_A_200,
+                 json_pack("{s:o,s:o,s:i,s:o}", "key_id", sdk_uuidj(&kid), "user_id", sdk_uuidj(&uid),
+                           "enclave_id", (int)FZ_SDK_ENCLAVE, "enclave_public_key", sdk_hexj(pub, 33)));
+    if (variant) sdk_error(in, FZ_A_409, "conflict", "key id already used");
+    sdk_put_json(in, FZ_A_201,
+                 json_pack("{s:o,s:o,s:i,s:i,s:o,s:s,s:n}", "key_id", sdk_uuidj(&kid), "user_id",
+                           sdk_uuidj(&uid), "enclave_id", (int)FZ_SDK_ENCLAVE, "created_at", 1800000000,
+                           "auth_key", sdk_hexj(ax, 32), "status", "active", "origin_keygen_id"));
+    for (int algo = KM_KEY_ALGO_SCHNORR; algo <= KM_KEY_ALGO_ECDSA; algo++) {
+        sdk_put_json(in, FZ_A_200,
+                     json_pack("{s:o,s:o,s:i,s:s}", "key_id", sdk_uuidj(&kid), "user_id", sdk_uuidj(&uid),
+                               "enclave_id", (int)FZ_SDK_ENCLAVE, "status", "active"));
+        sdk_key_result(in, algo);
+    }
+    sdk_put_json(in, FZ_A_200, json_pack("{s:o,s:s}", "key_id", sdk_uuidj(&kid), "status", "deleted"));
+}
+
+static void seeds_sdk(void) {
+    km_buf in;
+    km_buf_init(&in);
+    unsigned char pub[33];
+    fz_pub33(FZ_ENCLAVE_SK, pub);
+    km_uuid kid;
+    fz_sdk_uuid(FZ_SDK_TAG_KEYGEN, &kid);
+
+    sdk_put_json(&in, FZ_A_200,
+                 json_pack("{s:[{s:i,s:o,s:s}]}", "enclaves", "enclave_id", (int)FZ_SDK_ENCLAVE, "public_key",
+                           sdk_hexj(pub, 33), "status", "up"));
+    sdk_attest(&in);
+    sdk_seed("verify_all", SDK_VERIFY_ALL, &in);
+    in.len = 0;
+    sdk_put_json(&in, FZ_A_200,
+                 json_pack("{s:[{s:i},{s:i},{s:s}]}", "enclaves", "enclave_id", 1, "enclave_id", 2,
+                           "enclave_id", "three"));
+    sdk_error(&in, FZ_A_404, "not_found", "no such enclave");
+    sdk_seed("verify_all_bad_list", SDK_VERIFY_ALL, &in);
+
+    for (int v = 0; v < 2; v++) {
+        in.len = 0;
+        sdk_coordinator(&in, v);
+        sdk_seed(v ? "coordinator_retries" : "coordinator", SDK_COORDINATOR, &in);
+    }
+    static const char *const imported[] = {"imported", "imported_failed_first", "imported_tampered_keygen",
+                                           "imported_tampered_sign"};
+    for (int v = 0; v < 4; v++) {
+        in.len = 0;
+        sdk_imported(&in, v);
+        sdk_seed(imported[v], SDK_IMPORTED, &in);
+    }
+    sdk_evil = SDK_EVIL_KEY;
+    in.len = 0;
+    sdk_imported(&in, 0);
+    sdk_seed("imported_substituted_key", SDK_IMPORTED, &in);
+    sdk_evil = SDK_EVIL_SIG;
+    in.len = 0;
+    sdk_imported(&in, 0);
+    sdk_seed("imported_wrong_signature", SDK_IMPORTED, &in);
+    sdk_evil = SDK_HONEST;
+    /* The rich session and batch: subset and adaptors. */
+    sdk_rich = 1;
+    in.len = 0;
+    sdk_coordinator(&in, 0);
+    sdk_seed("rich_coordinator", SDK_COORDINATOR | FZ_SDK_RICH, &in);
+    in.len = 0;
+    sdk_imported(&in, 0);
+    sdk_seed("rich_imported", SDK_IMPORTED | FZ_SDK_RICH, &in);
+    sdk_rich = 0;
+
+    /* Session invitations: the fixed ones, and refused spellings. */
+    for (int rich = 0; rich < 2; rich++) {
+        char *json = fz_sdk_session_json(rich);
+        in.len = 0;
+        CHECK(km_buf_put(&in, json, strlen(json)));
+        sdk_seed(rich ? "session_rich" : "session", SDK_SESSION_JSON, &in);
+        free(json);
+    }
+    static const char *const bad_sessions[] = {
+        "{\"version\":1,\"session_secret\":\"00\",\"session_secret\":\"11\"}",
+        "{\"a\":{\"session_secret\":\""
+        "0000000000000000000000000000000000000000000000000000000000000000"
+        "\"}}",
+        "{\"session_secret\" : "
+        "\"zz00000000000000000000000000000000000000000000000000000000000000\",\"x\":[]}",
+        "{\"version\":1,\"keygen_id\":\"0\",\"participants\":[],\"tweak\":{},\"subsets\":[],"
+        "\"gateway_url\":\"ftp://"
+        "x\",\"session_secret\":\"1111111111111111111111111111111111111111111111111111111111111111\"}",
+    };
+    for (size_t i = 0; i < sizeof bad_sessions / sizeof *bad_sessions; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "session_bad_%zu", i);
+        in.len = 0;
+        CHECK(km_buf_put(&in, bad_sessions[i], strlen(bad_sessions[i])));
+        sdk_seed(name, SDK_SESSION_JSON, &in);
+    }
+    in.len = 0;
+    sdk_sign_answer(&in, FZ_A_201, FZ_SESSION_SECRET, &kid, 0);
+    sdk_keygen_answer(&in, FZ_SESSION_SECRET, &kid, 0);
+    sdk_seed("imported_no_wait", SDK_IMPORTED_NO_WAIT, &in);
+    for (int v = 0; v < 2; v++) {
+        in.len = 0;
+        sdk_single_key(&in, v);
+        sdk_seed(v ? "single_key_conflict" : "single_key", SDK_SINGLE_KEY, &in);
+    }
+    in.len = 0;
+    km_uuid sid;
+    fz_sdk_uuid(FZ_SDK_TAG_SIGNING, &sid);
+    sdk_put_json(&in, FZ_A_200, json_pack("{s:b}", "approved", 1));
+    sdk_status(&in, FZ_A_201, "signing_id", &sid, "collecting_approvals", NULL);
+    sdk_sign_answer(&in, FZ_A_200, FZ_SESSION_SECRET, &kid, 0);
+    sdk_keygen_answer(&in, FZ_SESSION_SECRET, &kid, 0);
+    sdk_seed("approve", SDK_APPROVE, &in);
+    in.len = 0;
+    sdk_error(&in, FZ_A_422, "invalid_approval", "the enclave refused the approval");
+    sdk_error(&in, FZ_A_404, "not_found", "no such signing session");
+    sdk_seed("approve_refused", SDK_APPROVE, &in);
+
+    /* Broken bodies where a completed answer is expected. */
+    static const char truncated[] = "{\"keygen_id\":\"0\",\"status\":\"completed\",\"result\":\"01c9";
+    in.len = 0;
+    fz_sdk_answer(&in, FZ_A_200, truncated, sizeof truncated - 1);
+    fz_sdk_answer(&in, FZ_A_200 | FZ_SDK_NOT_JSON, "{\"status\":\"completed\"}", 22);
+    fz_sdk_answer(&in, FZ_A_200, "{\"status\":\"completed\",\"status\":\"failed\"}", 41);
+    fz_sdk_answer(&in, FZ_A_200, "[\"completed\"]", 13);
+    fz_sdk_answer(&in, FZ_A_200, "\xff\xfe garbage", 10);
+    fz_sdk_answer(&in, FZ_A_200, "{\"status\":\"completed\",\"result\":\"0\"}", 36);
+    fz_sdk_answer(&in, FZ_A_TOO_BIG, "", 0);
+    fz_sdk_answer(&in, FZ_A_TIMEOUT, "", 0);
+    fz_sdk_answer(&in, FZ_A_599, "", 0);
+    sdk_seed("broken_bodies", SDK_IMPORTED_NO_WAIT, &in);
+    in.len = 0;
+    sdk_status(&in, FZ_A_201, "signing_id", &kid, "failed", "sign_finalize: invalid partial signature");
+    sdk_status(&in, FZ_A_200, "keygen_id", &kid, "failed", NULL);
+    sdk_seed("failed", SDK_IMPORTED_NO_WAIT, &in);
+    km_buf_free(&in);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s OUTDIR\n", argv[0]);
@@ -857,5 +1337,6 @@ int main(int argc, char **argv) {
     seeds_attestation();
     seeds_gateway();
     seeds_reqauth();
+    seeds_sdk();
     return 0;
 }
