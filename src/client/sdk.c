@@ -143,6 +143,7 @@ km_err sdk_poll(km_sdk *sdk, const char *base, const secp256k1_keypair *signer, 
         unsigned wait_s = left_s > SDK_LONG_POLL_MAX_S ? SDK_LONG_POLL_MAX_S : (unsigned)left_s;
         char target[256];
         snprintf(target, sizeof target, "%s?wait=%u&until=final", base, wait_s);
+        uint64_t sent = sdk_now_ms();
         km_err err = sdk_call(sdk, "GET", target, NULL, signer, out);
         if (err == KM_ERR_IO || (!err && (out->status >= 500 || out->status == 429))) {
             if (!err) sdk_http_fail(sdk, out, "status");
@@ -159,9 +160,13 @@ km_err sdk_poll(km_sdk *sdk, const char *base, const secp256k1_keypair *signer, 
             *failed = 1;
             return KM_OK;
         }
-        /* Under a second left: the long poll returns at once, so pause
-         * rather than spin until the deadline. */
-        if (wait_s == 0 && sdk_now_ms() < deadline) sdk_sleep_ms(SDK_RETRY_PAUSE_MS);
+        /* Not final before the wait was over (under a second was left, or
+         * the gateway does not hold long polls): pause rather than spin
+         * until the deadline. An honest gateway answers ?until=final early
+         * only with the final state. */
+        uint64_t took = sdk_now_ms() - sent;
+        if ((wait_s == 0 || took < (uint64_t)wait_s * 1000u) && sdk_now_ms() < deadline)
+            sdk_sleep_ms(SDK_RETRY_PAUSE_MS);
     }
 }
 

@@ -76,6 +76,7 @@ enum tamper {
     T_KG_FLIP,       /* keygen result ciphertext byte flipped */
     T_SIG_FLIP,      /* signing result re-sealed with a flipped byte in the first unit's s */
     T_SIG_COMPLETED, /* first unit's pre-signature replaced by the completed signature */
+    T_NOT_FINAL,     /* a final signing state answered as "nonces" (a gateway that ignores long polls) */
 };
 
 typedef struct proxy {
@@ -260,6 +261,11 @@ static int tamper(proxy *px, const char *target, json_t *o) {
         return reseal(px, o, &id, KM_AD_SIGNING_RESULT,
                       px->mode == T_SIG_FLIP ? edit_sig_flip : edit_sig_completed);
     }
+    case T_NOT_FINAL:
+        if (strncmp(target, "/api/v1/signing/", 16) || !done) return 0;
+        json_object_set_new(o, "status", json_string("nonces"));
+        json_object_del(o, "result");
+        return 1;
     default:
         return 0;
     }
@@ -961,6 +967,16 @@ static void test_attack_tampered_signature(void **state) {
     proxy_mode(&g_px, T_NONE);
     CHECK_OK(km_sdk_sign_wait(sdk, s, &sid, &it, 1, WAIT_S, &res));
     km_sdk_sign_result_clear(&res);
+
+    /* A gateway that answers every long poll at once with a state that is
+     * not final: the client paces itself (a pause after each early answer)
+     * instead of sending requests in a tight loop until its deadline. */
+    proxy_mode(&g_px, T_NOT_FINAL);
+    CHECK_ERR(km_sdk_sign_wait(sdk, s, &sid, &it, 1, 2, &res), KM_ERR_RANGE);
+    int polls = proxy_tampered(&g_px);
+    assert_true(polls >= 2);
+    assert_true(polls <= 2000 / 100 + 5);
+    proxy_mode(&g_px, T_NONE);
 
     /* An adaptor pre-signature with one flipped byte; then the pre-signature
      * replaced by the completed signature (which would let the counterparty
