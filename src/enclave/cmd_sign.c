@@ -147,17 +147,21 @@ static km_err put_record(km_enclave *e, km_signing_state *st, km_buf *out, const
     return err;
 }
 
+/* One participant's record as received (a view into the request body) and
+ * decoded, for the signature checks gather may leave to its caller. */
+struct gathered_record {
+    const unsigned char *raw;
+    size_t len;
+    km_sign_record dec;
+};
+
 /* Per-participant elements gathered from records: data[p] holds units_of(p)
  * elements of elem bytes, in unit order (NULL if p signs nothing). */
 typedef struct {
     unsigned char **data;
     size_t *cursor;
     uint16_t n;
-    /* Each participant's record as received (views into the request body)
-     * and decoded, for the signature checks gather leaves to the caller. */
-    const unsigned char **raw;
-    size_t *raw_len;
-    km_sign_record *rec;
+    struct gathered_record *rec;      /* per participant */
     unsigned char section_digest[32]; /* SHA-256 of the whole record list */
 } gathered;
 
@@ -167,8 +171,6 @@ static void gathered_free(gathered *g) {
     }
     free(g->data);
     free(g->cursor);
-    free(g->raw);
-    free(g->raw_len);
     free(g->rec);
     memset(g, 0, sizeof *g);
 }
@@ -191,23 +193,25 @@ static int in_record_list(const km_buf *list, const unsigned char *rec, size_t l
     return 0;
 }
 
-/* Checks the enclave signature of every gathered record. own: the list this
- * enclave produced for this round (its init or partial response) or NULL; a
- * record found there byte for byte is this enclave's own and needs no check
- * (BIP-340 verifications are most of a round's cost). */
+/* Checks the enclave signature of participant p's record. own: the list
+ * this enclave produced for this round (its init or partial response) or
+ * NULL; a record found there byte for byte is this enclave's own and needs
+ * no check (BIP-340 verifications are most of a round's cost). */
+static km_err check_record(km_enclave *e, const km_keygen_state *k, int p, const struct gathered_record *g,
+                           const km_buf *own, const char *tag, km_reply *r) {
+    if (own && in_record_list(own, g->raw, g->len)) return KM_OK;
+    if (km_record_signed_by(e, k, p, g->dec.enclave_index, g->dec.sig, g->dec.digest)) return KM_OK;
+    km_reply_fail(r, KM_ERR_VERIFY, "%s: record of participant %d is not signed by its enclave", tag, p);
+    return r->err;
+}
+
+/* check_record for every gathered record. */
 static km_err check_records(km_enclave *e, km_signing_state *st, const gathered *g, const km_buf *own,
                             const char *tag, km_reply *r) {
-    for (uint16_t p = 0; p < g->n; p++) {
-        if (!g->data[p]) continue;
-        if (own && in_record_list(own, g->raw[p], g->raw_len[p])) continue;
-        const km_sign_record *rec = &g->rec[p];
-        if (!km_record_signed_by(e, st->keygen, p, rec->enclave_index, rec->sig, rec->digest)) {
-            km_reply_fail(r, KM_ERR_VERIFY, "%s: record of participant %d is not signed by its enclave", tag,
-                          p);
-            return r->err;
-        }
-    }
-    return KM_OK;
+    km_err err = KM_OK;
+    for (uint16_t p = 0; !err && p < g->n; p++)
+        if (g->data[p]) err = check_record(e, st->keygen, p, &g->rec[p], own, tag, r);
+    return err;
 }
 
 /* Reads u16 n | vbytes record * n and opens each record; requires exactly one
@@ -223,10 +227,8 @@ static km_err gather(km_enclave *e, km_signing_state *st, km_cursor *c, const ch
     g->n = k->init.n_participants;
     g->data = calloc(g->n, sizeof *g->data);
     g->cursor = calloc(g->n, sizeof *g->cursor);
-    g->raw = calloc(g->n, sizeof *g->raw);
-    g->raw_len = calloc(g->n, sizeof *g->raw_len);
     g->rec = calloc(g->n, sizeof *g->rec);
-    if (!g->data || !g->cursor || !g->raw || !g->raw_len || !g->rec) return KM_ERR_NOMEM;
+    if (!g->data || !g->cursor || !g->rec) return KM_ERR_NOMEM;
     if (km_cursor_get_u16(c, &n) || n > k->init.n_participants) {
         km_reply_fail(r, KM_ERR_PARSE, "%s: malformed record list", tag);
         return r->err;
@@ -248,15 +250,8 @@ static km_err gather(km_enclave *e, km_signing_state *st, km_cursor *c, const ch
             km_reply_fail(r, KM_ERR_DUPLICATE, "%s: two records for participant %d", tag, idx);
             return r->err;
         }
-        g->raw[idx] = p;
-        g->raw_len[idx] = len;
-        g->rec[idx] = rec;
-        if (check && !(own && in_record_list(own, p, len)) &&
-            !km_record_signed_by(e, k, idx, rec.enclave_index, rec.sig, rec.digest)) {
-            km_reply_fail(r, KM_ERR_VERIFY, "%s: record of participant %d is not signed by its enclave", tag,
-                          idx);
-            return r->err;
-        }
+        g->rec[idx] = (struct gathered_record){p, len, rec};
+        if (check && check_record(e, k, idx, &g->rec[idx], own, tag, r)) return r->err;
         size_t want = units_of(st, (uint16_t)idx) * elem, got = 0;
         unsigned char *buf = malloc(want ? want : 1);
         if (!buf) return KM_ERR_NOMEM;
