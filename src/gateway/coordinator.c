@@ -549,6 +549,18 @@ static int lost_round(signing_ctx *x) {
     return S_NEXT;
 }
 
+/* Keep a round's records (taken over from rr) as this run's, to be committed
+ * during the next round's call; the session is then `ahead` for this run. */
+static void hold_pending(signing_ctx *x, round_records *held, round_records *rr, km_store_record_kind kind,
+                         km_store_signing_state ahead) {
+    sort_records(rr);
+    round_records_free(held);
+    *held = *rr;
+    memset(rr, 0, sizeof *rr);
+    x->pending = kind;
+    x->ahead = ahead;
+}
+
 /* The pending records, committed during an overlapped enclave call. */
 typedef struct overlap {
     signing_ctx *x;
@@ -644,15 +656,8 @@ static int step_nonces(signing_ctx *x) {
     replies_free(&rs);
     if (err) rc = S_RETRY;
     if (rc == S_NEXT) rc = relay_approvals(x);
-    if (rc == S_NEXT) {
-        sort_records(&rr);
-        round_records_free(&x->nonces);
-        x->nonces = rr;
-        x->pending = KM_RECORD_NONCE;
-        x->ahead = KM_SIGNING_PARTIALS;
-    } else {
-        round_records_free(&rr);
-    }
+    if (rc == S_NEXT) hold_pending(x, &x->nonces, &rr, KM_RECORD_NONCE, KM_SIGNING_PARTIALS);
+    round_records_free(&rr);
     return rc;
 }
 
@@ -691,14 +696,8 @@ static int step_partials(signing_ctx *x) {
     if (err) rc = S_RETRY;
     if (rc == S_NEXT && lost)
         rc = lost_round(x); /* start over with fresh nonces everywhere */
-    else if (rc == S_NEXT) {
-        sort_records(&rr);
-        round_records_free(&x->partials);
-        x->partials = rr;
-        x->pending = KM_RECORD_PARTIAL;
-        x->ahead = KM_SIGNING_FINALIZING;
-        return S_NEXT;
-    }
+    else if (rc == S_NEXT)
+        hold_pending(x, &x->partials, &rr, KM_RECORD_PARTIAL, KM_SIGNING_FINALIZING);
     round_records_free(&rr);
     return rc;
 }
