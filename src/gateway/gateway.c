@@ -33,18 +33,21 @@ uint64_t km_gw_mono_ms(void) {
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The prefix of a kind's wait keys. */
+static const char *wait_prefix(km_store_kind kind) {
+    static const char *const NAMES[] = {"keygen:", "signing:", "single:"};
+    return (unsigned)kind < 3 ? NAMES[kind] : "other:";
+}
+
 int km_gw_wait_key_id(const char *key, km_store_kind kind, unsigned char id[16]) {
-    char expect[48];
-    static const unsigned char zero[16];
-    km_gw_wait_key(expect, kind, zero);
-    size_t prefix = strlen(expect) - 32;
-    return key && strlen(key) == prefix + 32 && strncmp(key, expect, prefix) == 0 &&
-           km_hex_decode(id, 16, key + prefix, 32) == KM_OK;
+    const char *p = wait_prefix(kind);
+    size_t n = strlen(p);
+    return key && strncmp(key, p, n) == 0 && strlen(key + n) == 32 &&
+           km_hex_decode(id, 16, key + n, 32) == KM_OK;
 }
 
 void km_gw_wait_key(char out[48], km_store_kind kind, const unsigned char id[16]) {
-    static const char *const NAMES[] = {"keygen:", "signing:", "single:"};
-    const char *p = (unsigned)kind < 3 ? NAMES[kind] : "other:";
+    const char *p = wait_prefix(kind);
     size_t n = 0;
     while (p[n]) {
         out[n] = p[n];
