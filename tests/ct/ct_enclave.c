@@ -29,6 +29,7 @@
 #include "keymeld/protocol.h"
 #include "keymeld/single.h"
 #include "tests/ct/ct.h"
+#include "tests/enclave/inproc.h"
 
 /* What the next decrypted plaintext holds (single-signer commands). */
 static enum { PT_NONE, PT_IMPORT, PT_SIGN } next_pt;
@@ -108,20 +109,11 @@ km_err __wrap_km_enclave_conn_call(km_enclave_conn *c, uint16_t cmd, const unsig
                                    km_msg *resp) {
     int i = (int)(c - world->conn);
     if (i < 0 || i >= CT_ENCLAVES) return KM_ERR_ARG;
-    km_buf req;
-    km_buf_init(&req);
-    km_msg m;
-    km_err err = km_msg_put_header(&req, KM_MSG_REQUEST, ++next_request, cmd);
-    if (!err && len) err = km_buf_put(&req, body, len);
-    if (!err) err = km_msg_decode(&m, req.data, req.len);
+    km_err err = inproc_dispatch(&encl[i], ++next_request, cmd, body, len, &c->in);
     if (!err) {
-        km_buf_free(&c->in);
-        km_buf_init(&c->in);
-        km_enclave_dispatch(&encl[i], &m, &c->in);
-        CT_PUBLIC(c->in.data, c->in.len);
+        CT_PUBLIC(c->in.data, c->in.len); /* what leaves the enclave is public */
         err = km_msg_decode(resp, c->in.data, c->in.len);
     }
-    km_buf_free(&req);
     return err;
 }
 

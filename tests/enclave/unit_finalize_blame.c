@@ -41,6 +41,7 @@
 #include "keymeld/hash.h"
 #include "keymeld/protocol.h"
 #include "keymeld/single.h"
+#include "tests/enclave/inproc.h"
 
 #define N_ENCLAVES 2
 #define N_USERS    3
@@ -62,20 +63,8 @@ km_err __wrap_km_enclave_conn_call(km_enclave_conn *c, uint16_t cmd, const unsig
                                    km_msg *resp) {
     ptrdiff_t i = c - W.conn;
     if (i < 0 || i >= N_ENCLAVES) return KM_ERR_ARG;
-    km_buf req;
-    km_buf_init(&req);
-    km_msg m;
-    km_err err = km_msg_put_header(&req, KM_MSG_REQUEST, ++next_request, cmd);
-    if (!err && len) err = km_buf_put(&req, body, len);
-    if (!err) err = km_msg_decode(&m, req.data, req.len);
-    if (!err) {
-        km_buf_free(&c->in);
-        km_buf_init(&c->in);
-        km_enclave_dispatch(&encl[i], &m, &c->in);
-        err = km_msg_decode(resp, c->in.data, c->in.len);
-    }
-    km_buf_free(&req);
-    return err;
+    km_err err = inproc_dispatch(&encl[i], ++next_request, cmd, body, len, &c->in);
+    return err ? err : km_msg_decode(resp, c->in.data, c->in.len);
 }
 
 /* ---- the world: two enclaves, three users, one keygen ------------------------ */
