@@ -558,6 +558,20 @@ static void seeds_enclave_and_codecs(void) {
 
 /* ---- ECIES, session data, sealed secrets --------------------------------------- */
 
+/* One input of fuzz_ecies / fuzz_sealed: "u8 mode | u8 n | AD or label (n
+ * bytes) | blob". */
+static void put_sealed_input(const char *target, const char *name, uint8_t mode, const void *ad,
+                             size_t ad_len, const km_buf *blob) {
+    km_buf in;
+    km_buf_init(&in);
+    CHECK(km_buf_put_u8(&in, mode));
+    CHECK(km_buf_put_u8(&in, (uint8_t)ad_len));
+    CHECK(km_buf_put(&in, ad, ad_len));
+    CHECK(km_buf_put(&in, blob->data, blob->len));
+    put_buf(target, name, &in);
+    km_buf_free(&in);
+}
+
 static void seeds_crypto(void) {
     km_ctx *ctx = fz_ctx();
     unsigned char epub[33];
@@ -567,29 +581,19 @@ static void seeds_crypto(void) {
     km_ad ad;
     CHECK(km_ad_build(&ad, KM_AD_REGISTER, &id, "0123456789abcdef", 16));
     static const size_t lens[] = {1, 32, 98, 300};
-    km_buf blob, in;
+    km_buf blob;
     km_buf_init(&blob);
-    km_buf_init(&in);
     unsigned char pt[300];
     fill(pt, 0x70, sizeof pt);
     for (size_t i = 0; i < 4; i++) {
         CHECK(km_ecies_seal(ctx, epub, ad.bytes, ad.len, pt, lens[i], &blob));
         for (uint8_t mode = 0; mode < 3; mode++) {
-            in.len = 0;
-            CHECK(km_buf_put_u8(&in, mode));
-            CHECK(km_buf_put_u8(&in, (uint8_t)ad.len));
-            CHECK(km_buf_put(&in, ad.bytes, ad.len));
-            CHECK(km_buf_put(&in, blob.data, blob.len));
             char name[32];
             snprintf(name, sizeof name, "pt%zu_mode%u", lens[i], mode);
-            put_buf("fuzz_ecies", name, &in);
+            put_sealed_input("fuzz_ecies", name, mode, ad.bytes, ad.len, &blob);
         }
     }
-    in.len = 0;
-    CHECK(km_buf_put_u8(&in, 0));
-    CHECK(km_buf_put_u8(&in, 0));
-    CHECK(km_buf_put(&in, blob.data, blob.len));
-    put_buf("fuzz_ecies", "no_ad", &in);
+    put_sealed_input("fuzz_ecies", "no_ad", 0, "", 0, &blob);
 
     /* Session data (mode 0 / 2) and sealed secrets (mode 1). */
     km_session *s;
@@ -597,14 +601,9 @@ static void seeds_crypto(void) {
     for (size_t i = 0; i < 4; i++) {
         CHECK(km_session_seal(s, ad.bytes, ad.len, pt, lens[i], &blob));
         for (uint8_t mode = 0; mode < 4; mode += 2) {
-            in.len = 0;
-            CHECK(km_buf_put_u8(&in, mode));
-            CHECK(km_buf_put_u8(&in, (uint8_t)ad.len));
-            CHECK(km_buf_put(&in, ad.bytes, ad.len));
-            CHECK(km_buf_put(&in, blob.data, blob.len));
             char name[32];
             snprintf(name, sizeof name, "session_pt%zu_mode%u", lens[i], mode);
-            put_buf("fuzz_sealed", name, &in);
+            put_sealed_input("fuzz_sealed", name, mode, ad.bytes, ad.len, &blob);
         }
     }
     km_session_free(s);
@@ -613,18 +612,12 @@ static void seeds_crypto(void) {
     static const char *const labels[] = {"keymeld/enclave-key/v1", "x"};
     for (size_t i = 0; i < 2; i++) {
         CHECK(km_seal(sealer, labels[i], pt, i ? 1 : 32, &blob));
-        in.len = 0;
-        CHECK(km_buf_put_u8(&in, 1));
-        CHECK(km_buf_put_u8(&in, (uint8_t)strlen(labels[i])));
-        CHECK(km_buf_put(&in, labels[i], strlen(labels[i])));
-        CHECK(km_buf_put(&in, blob.data, blob.len));
         char name[32];
         snprintf(name, sizeof name, "sealer%zu", i);
-        put_buf("fuzz_sealed", name, &in);
+        put_sealed_input("fuzz_sealed", name, 1, labels[i], strlen(labels[i]), &blob);
     }
     km_sealer_free(sealer);
     km_buf_free(&blob);
-    km_buf_free(&in);
 }
 
 /* ---- channel --------------------------------------------------------------------- */
