@@ -23,18 +23,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 static km_channel ready; /* enclave side, established */
 
 static void init(void) {
-    km_ctx *ctx = fz_ctx();
     km_channel g, e;
     unsigned char hello[KM_CHANNEL_HELLO_LEN], reply[KM_CHANNEL_REPLY_LEN], auth[KM_CHANNEL_AUTH_LEN];
-    unsigned char epub[33], gx[32];
-    fz_pub33(FZ_ENCLAVE_SK, epub);
-    fz_pub33(FZ_GATEWAY_SK, reply); /* x-only = compressed without its prefix */
-    memcpy(gx, reply + 1, 32);
-    if (km_channel_gateway_hello(ctx, &g, hello) ||
-        km_channel_enclave_reply(ctx, &e, hello, sizeof hello, FZ_ENCLAVE_SK, reply) ||
-        km_channel_gateway_finish(ctx, &g, reply, sizeof reply, epub, FZ_GATEWAY_SK, auth) ||
-        km_channel_enclave_finish(ctx, &e, auth, sizeof auth, (const unsigned char(*)[32])gx, 1))
-        abort();
+    fz_channel_handshake(&g, &e, hello, reply, auth);
     km_channel_clear(&g);
     ready = e;
     memcpy(ready.recv_key, FZ_CHANNEL_KEY, 32);

@@ -37,6 +37,21 @@ void fz_pub33(const unsigned char sk[32], unsigned char out[33]) {
     if (km_ecies_pubkey(fz_ctx(), sk, out) != KM_OK) abort();
 }
 
+void fz_channel_handshake(km_channel *g, km_channel *e, unsigned char hello[KM_CHANNEL_HELLO_LEN],
+                          unsigned char reply[KM_CHANNEL_REPLY_LEN],
+                          unsigned char auth[KM_CHANNEL_AUTH_LEN]) {
+    km_ctx *ctx = fz_ctx();
+    unsigned char epub[33], gpub[33];
+    fz_pub33(FZ_ENCLAVE_SK, epub);
+    fz_pub33(FZ_GATEWAY_SK, gpub); /* x-only = compressed without its prefix */
+    if (km_channel_gateway_hello(ctx, g, hello) ||
+        km_channel_enclave_reply(ctx, e, hello, KM_CHANNEL_HELLO_LEN, FZ_ENCLAVE_SK, reply) ||
+        km_channel_gateway_finish(ctx, g, reply, KM_CHANNEL_REPLY_LEN, epub, FZ_GATEWAY_SK, auth) ||
+        km_channel_enclave_finish(ctx, e, auth, KM_CHANNEL_AUTH_LEN, (const unsigned char(*)[32])(gpub + 1),
+                                  1))
+        abort();
+}
+
 uint8_t fz_u8(fz_reader *r) {
     if (!r->left) return 0;
     r->left--;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keymeld/channel.h"
 #include "keymeld/context.h"
 #include "keymeld/cursor.h"
 #include "keymeld/proto_sign.h"
@@ -27,6 +28,12 @@ extern const unsigned char FZ_CHANNEL_KEY[32];    /**< channel record key (gatew
 
 /** Compressed public key of a fixed secret (aborts on failure). */
 void fz_pub33(const unsigned char sk[32], unsigned char out[33]);
+
+/** A whole channel handshake between the fixed gateway credential and the
+ *  fixed enclave key (aborts on failure). Out: g, e: both ends, established
+ *  (the caller clears them); hello, reply, auth: the three messages. */
+void fz_channel_handshake(km_channel *g, km_channel *e, unsigned char hello[KM_CHANNEL_HELLO_LEN],
+                          unsigned char reply[KM_CHANNEL_REPLY_LEN], unsigned char auth[KM_CHANNEL_AUTH_LEN]);
 
 /** A cursor over the fuzz input that never fails: reads past the end give
  *  zeros / empty pieces. */

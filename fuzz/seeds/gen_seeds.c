@@ -623,15 +623,9 @@ static void seeds_crypto(void) {
 /* ---- channel --------------------------------------------------------------------- */
 
 static void seeds_channel(void) {
-    km_ctx *ctx = fz_ctx();
     km_channel g, e;
     unsigned char hello[KM_CHANNEL_HELLO_LEN], reply[KM_CHANNEL_REPLY_LEN], auth[KM_CHANNEL_AUTH_LEN];
-    unsigned char epub[33], gx[32];
-    fz_pub33(FZ_ENCLAVE_SK, epub);
-    xonly(FZ_GATEWAY_SK, gx);
-    CHECK(km_channel_gateway_hello(ctx, &g, hello));
-    CHECK(km_channel_enclave_reply(ctx, &e, hello, sizeof hello, FZ_ENCLAVE_SK, reply));
-    CHECK(km_channel_gateway_finish(ctx, &g, reply, sizeof reply, epub, FZ_GATEWAY_SK, auth));
+    fz_channel_handshake(&g, &e, hello, reply, auth);
     km_buf b;
     km_buf_init(&b);
     CHECK(km_buf_put_u8(&b, 0));
